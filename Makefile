@@ -1,0 +1,47 @@
+# sipmote: the two commands a newcomer needs are `make demo` and `make test`.
+# Every target sets itself up: .venv is created or refreshed from pyproject.toml as needed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEBS := sip-tester kamailio baresip espeak-ng sox iproute2
+
+.PHONY: help venv debs test test-quick lint bench demo fuzz soak firmware bundle romfs deploy flash clean
+
+help:
+	@echo "make demo    run the simulated device calling the relay (the main job)"
+	@echo "make test    set up and run the whole test suite (CPython + MicroPython unix port)"
+	@echo "make lint    ruff"
+	@echo "make bench   benchmark figures (ratios against references measured in the same run)"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages for the interop tests: installed when we are root and apt is there;
+# elsewhere the tests that need them skip, naming the package.
+debs:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	else echo "not root or no apt: interop tests will skip where their peers are missing"; fi
+
+test: venv debs
+	host_tools/netns-run $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv
+	host_tools/netns-run $(BIN)/python tests/bench/run.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
