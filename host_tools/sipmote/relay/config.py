@@ -15,6 +15,7 @@ Sections (see example.toml beside this file)::
     [admission]  allowlist (addresses, CIDRs, names), max_failures, failure_window_s, lockout_s
     [pbx]        registrar, user, password, auth_user, domain, expires, agent
     [logging]    level, calls_dir
+    [control]    socket (the Unix socket `sipmote relay call DEVICE` talks to)
 
 Python 3.11+ reads TOML with the standard ``tomllib``; on 3.10 the same parser is the
 ``tomli`` package (pyproject.toml requires it there).
@@ -24,6 +25,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import tempfile
 
 try:
     import tomllib
@@ -126,6 +128,11 @@ class LoggingSettings:
 
 
 @dataclasses.dataclass
+class ControlSettings:
+    socket: str | None = None  # default: <tmp>/sipmote-relay-<sip port>.sock
+
+
+@dataclasses.dataclass
 class RelayConfig:
     sip: SipSettings = dataclasses.field(default_factory=SipSettings)
     backend: BackendSettings = dataclasses.field(default_factory=BackendSettings)
@@ -134,6 +141,7 @@ class RelayConfig:
     admission: AdmissionSettings = dataclasses.field(default_factory=AdmissionSettings)
     pbx: PbxSettings | None = None
     logging: LoggingSettings = dataclasses.field(default_factory=LoggingSettings)
+    control: ControlSettings = dataclasses.field(default_factory=ControlSettings)
     source: str | None = None  # the file it came from
 
     def agent(self, name):
@@ -150,6 +158,11 @@ class RelayConfig:
 
     def backend_kind(self, agent):
         return agent.backend or self.backend.kind
+
+    def control_socket(self):
+        if self.control.socket:
+            return self.control.socket
+        return os.path.join(tempfile.gettempdir(), "sipmote-relay-%d.sock" % self.sip.port)
 
 
 # -- validation helpers: each takes the dotted key for its error message ---------------------
@@ -424,7 +437,18 @@ def _logging(data, base_dir):
     return lg
 
 
-_SECTIONS = ("sip", "backend", "agents", "devices", "admission", "pbx", "logging")
+def _control(data, base_dir):
+    t = _table(data, "control")
+    _no_unknown(t, ("socket",), "control.")
+    c = ControlSettings()
+    path = _str(t, "socket", "control.", None)
+    if path is not None and base_dir and not os.path.isabs(path):
+        path = os.path.join(base_dir, path)
+    c.socket = path
+    return c
+
+
+_SECTIONS = ("sip", "backend", "agents", "devices", "admission", "pbx", "logging", "control")
 
 
 def from_dict(data, environ=None, base_dir=None):
@@ -439,6 +463,7 @@ def from_dict(data, environ=None, base_dir=None):
     cfg.admission = _admission(data)
     cfg.pbx = _pbx(data, cfg.agents)
     cfg.logging = _logging(data, base_dir)
+    cfg.control = _control(data, base_dir)
     return cfg
 
 
