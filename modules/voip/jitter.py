@@ -82,13 +82,13 @@ def fade_table(decode, encode, percent):
 
 def g711_fade_table(law, percent=60):
     """fade_table for "PCMU" or "PCMA" built with voip.g711."""
+    if law not in ("PCMU", "PCMA"):
+        raise ValueError("no G.711 law named %r" % (law,))
     from . import g711
 
     if law == "PCMU":
         return fade_table(g711.ulaw_decode, g711.ulaw_encode, percent)
-    if law == "PCMA":
-        return fade_table(g711.alaw_decode, g711.alaw_encode, percent)
-    raise ValueError("no G.711 law named %r" % (law,))
+    return fade_table(g711.alaw_decode, g711.alaw_encode, percent)
 
 
 class JitterBuffer:

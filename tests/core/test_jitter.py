@@ -1,6 +1,6 @@
 # voip.jitter under CPython and the MicroPython unix port: a playout clock ticking every frame
 # time against packets arriving early, late, twice, out of order or not at all.
-from checks import is_micropython, raises
+from checks import is_micropython, raises, skip
 from pcap import udp_payloads
 
 from voip.jitter import (
@@ -14,6 +14,7 @@ from voip.jitter import (
     STORED,
     JitterBuffer,
     fade_table,
+    g711_fade_table,
 )
 from voip.rtp import RtpHeader, pack_header
 
@@ -394,3 +395,27 @@ def test_fade_table_scales_every_code():
         assert (faded >= 0) == (value >= 0) or faded == 0
         assert abs(faded - value // 2) <= abs(value) // 16 + 8, (code, value, faded)
     assert table[0xFF] in (0xFF, 0x7F)  # silence stays silence
+
+
+def test_fade_tables_from_voip_g711():
+    with raises(ValueError, match="no G.711 law"):
+        g711_fade_table("G722")
+    try:
+        from voip import g711
+    except ImportError:
+        skip("voip.g711 is not in the tree yet")
+    ulaw = g711_fade_table("PCMU", 50)
+    assert ulaw == fade_table(g711.ulaw_decode, g711.ulaw_encode, 50)
+    for code in range(256):
+        value, faded = ulaw_value(code), ulaw_value(ulaw[code])
+        assert abs(faded) <= abs(value) and abs(faded - value // 2) <= abs(value) // 16 + 8
+    alaw = g711_fade_table("PCMA", 50)
+    pcm = bytearray(512)
+    g711.alaw_decode(bytes(range(256)), pcm)
+    faded = bytearray(512)
+    g711.alaw_decode(alaw, faded)
+    for code in range(256):
+        v = pcm[2 * code] | pcm[2 * code + 1] << 8
+        f = faded[2 * code] | faded[2 * code + 1] << 8
+        v, f = (v - 65536 if v >= 32768 else v), (f - 65536 if f >= 32768 else f)
+        assert abs(f) <= abs(v) and abs(f - v // 2) <= abs(v) // 16 + 16, (code, v, f)
