@@ -120,6 +120,10 @@ def _split_headers(head):
             line = line[:-1]
         if not line:
             continue
+        if "\r" in line:
+            # A lone CR would become a line break for the next parser that reads a value we
+            # copy (response_for copies Via/From/To): refuse it here.
+            raise SipError("bare CR inside a header line")
         if start_line is None:
             start_line = line
             if line[0] == " " or line[0] == "\t":

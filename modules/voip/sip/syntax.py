@@ -180,15 +180,19 @@ def find_unquoted(s, chars, start=0):
 def split_list(value):
     """Split a comma-separated header value outside quotes and <>; items stripped, empties kept.
 
-    "a, <sip:x;a=1,2>, \\"b,c\\" <sip:y>" gives three items. Raises SipError on an
-    unterminated quote or "<".
+    "a, <sip:x;a=1,2>, \"b,c\" <sip:y>" gives three items. Never raises: after an
+    unterminated quote or "<" the rest is one item, left for the structured parser of that
+    header (NameAddr, Via...) to reject, so reading a header never fails.
     """
     if "," not in value:
         return [value.strip()]
     items = []
     start = 0
     while True:
-        i = find_unquoted(value, ",", start)
+        try:
+            i = find_unquoted(value, ",", start)
+        except SipError:
+            i = -1
         if i < 0:
             items.append(value[start:].strip())
             return items
