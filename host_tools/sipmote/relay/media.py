@@ -1,0 +1,522 @@
+"""One call's media: caller RTP -> backend, backend audio -> one 20 ms pacing clock -> RTP.
+
+The SIP side creates one MediaSession per answered call::
+
+    session = MediaSession(rtp_sock, ("192.0.2.7", 40000), "pcmu", backend,
+                           SessionConfig.for_agent(agent, cfg.backend, "pcmu", call_id),
+                           payload_type=0, dtmf_payload_type=101, call_id=call_id,
+                           log_dir=cfg.logging.calls_dir)
+    try:
+        await session.start()          # connects the backend, then opens RTP and the clock
+    except BackendError:
+        ...                            # answer 503 (the socket has been closed)
+    ...                                # 200 OK; when the session ends by itself
+    reason = await session.ended       # (backend closed, no RTP), send BYE; else on BYE:
+    await session.stop("bye")          # idempotent: every task, socket and backend released
+
+``rtp`` is a bound UDP socket (the session owns it from then on and closes it) or a
+``(host, port)`` to bind. ``session.local_port`` is the port to put in the SDP answer;
+``session.set_remote(addr)`` follows a re-INVITE. ``on_ended(reason)`` is an optional callback
+fired with the ``ended`` future.
+
+Caller direction: each datagram from the remote host is parsed (malformed, wrong payload type,
+stray SSRC, duplicate or late sequence numbers: dropped and counted); RFC 4733 telephone events
+become one ``send_dtmf`` per key press (and a log line); audio payloads go to one forwarding
+task that hands them to ``backend.send_audio`` in arrival order without waiting for anything
+else (G.711 as is, or converted to 24 kHz PCM for a PCM backend). The queue between the two
+is bounded (``max_pending_frames``; the oldest is dropped when the backend stalls).
+
+Agent direction: audio events go into an AgentPlayout (playout.py); one ``loop.call_at``
+timer per call fires at absolute 20 ms deadlines (``deadline += 20 ms``: no drift) and sends
+the packet the playout returns for that deadline. A late timer catches up at most
+``max_catchup_frames`` frames; beyond that the missed deadlines are skipped (the timestamp
+keeps following the clock, the next packet carries a marker).
+
+Barge-in: on ``speech_started`` the playout drops all queued audio before the next tick, and
+for each item cut short the backend gets ``truncate(item_id, ms of that item sent as RTP)``;
+the response still being generated (no ``response_done`` seen yet) gets ``cancel_response``,
+and any late audio of it is ignored.
+
+Figures (``session.stats``): ``in_latency`` = RTP datagram received -> its WebSocket send done;
+``out_latency`` = agent audio received -> its RTP packet sent, minus the time it waited for its
+slot on the pacing clock; ``lateness`` = RTP send time - deadline; ``late_frames`` counts sends
+more than LATE_S after their deadline.
+"""
+
+import asyncio
+import collections
+import logging
+import socket
+import time
+
+from . import rtp_packet
+from .backends import (
+    EV_AGENT_AUDIO,
+    EV_AGENT_AUDIO_DONE,
+    EV_AGENT_TRANSCRIPT,
+    EV_AGENT_TRANSCRIPT_DELTA,
+    EV_CALLER_TRANSCRIPT,
+    EV_CLOSED,
+    EV_ERROR,
+    EV_RESPONSE_CREATED,
+    EV_RESPONSE_DONE,
+    EV_SPEECH_STARTED,
+    EV_SPEECH_STOPPED,
+    EV_TOOL_CALL,
+    PCM16_24K,
+    BackendError,
+    SessionConfig,
+)
+from .calllog import CallLog, LatencyStats
+from .playout import AgentPlayout
+from .telephone_event import TelephoneEventReceiver
+
+FRAME_S = 0.020
+LATE_S = 0.010  # a packet sent this long after its deadline counts as late
+STATIC_PT = {"pcmu": 0, "pcma": 8}
+_BENIGN_ERRORS = ("response_cancel_not_active",)  # a cancel racing the server's own cancel
+_SSRC_SWITCH_PACKETS = 3  # a new SSRC this many packets in a row replaces the old one
+_CHECK_EVERY_TICKS = 50  # RTP timeout check: once a second
+
+
+class MediaSession:
+    def __init__(self, rtp, remote, codec, backend, config=None, *, payload_type=None,
+                 dtmf_payload_type=101, call_id=None, log_dir=None, on_ended=None,
+                 prebuffer_ms=40, max_queue_ms=60000, send_silence=False, rtp_timeout_s=60.0,
+                 max_pending_frames=250, max_catchup_frames=3, tool_handler=None):
+        if codec not in STATIC_PT:
+            raise ValueError("codec must be 'pcmu' or 'pcma'")
+        self.codec = codec
+        self.payload_type = STATIC_PT[codec] if payload_type is None else payload_type
+        self.dtmf_payload_type = dtmf_payload_type
+        self.remote = tuple(remote)
+        self.backend = backend
+        self.config = config or SessionConfig(codec=codec)
+        self.config.codec = codec
+        self.call_id = call_id or self.config.call_id or "call-%x" % id(self)
+        self.log = CallLog(self.call_id, log_dir)
+        self.on_ended = on_ended
+        self.rtp_timeout_s = rtp_timeout_s
+        self.max_pending_frames = max_pending_frames
+        self.max_catchup_frames = max_catchup_frames
+        self.tool_handler = tool_handler
+        self.playout = AgentPlayout(codec, self.payload_type, prebuffer_ms=prebuffer_ms,
+                                    max_queue_ms=max_queue_ms, send_silence=send_silence)
+        self._rtp = rtp
+        self._sock = None
+        self._transport = None
+        self._loop = None
+        self.ended = None
+        self._timer = None
+        self._deadline = 0.0
+        self._ticks = 0
+        self._forwarder = None
+        self._tasks = set()
+        self._pending = collections.deque()
+        self._wake = asyncio.Event()
+        self._running = False
+        self._stopped = False
+        self._to_backend = None  # converters for a PCM backend (None: G.711 pass-through)
+        self._from_backend = None
+        self._dtmf = TelephoneEventReceiver()
+        self._ssrc = None
+        self._new_ssrc = None
+        self._new_ssrc_count = 0
+        self._last_seq = None
+        self._last_rtp = 0.0
+        self._active_response = None
+        self._cancelled = collections.OrderedDict()  # response ids whose audio is ignored
+        self._speech_stopped_at = None
+        self._first_delta_at = None
+        self._agent_text = []
+        self.stats = {
+            "rtp_in": 0, "forwarded": 0, "malformed": 0, "foreign": 0, "wrong_pt": 0,
+            "wrong_ssrc": 0, "out_of_order": 0, "pending_dropped": 0, "dtmf": 0,
+            "rtp_out": 0, "late_frames": 0, "barge_ins": 0,
+            "in_latency": LatencyStats(), "out_latency": LatencyStats(),
+            "lateness": LatencyStats(),
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def local_port(self):
+        return self._sock.getsockname()[1] if self._sock is not None else None
+
+    def set_remote(self, remote):
+        """The caller's RTP address changed (re-INVITE)."""
+        self.remote = tuple(remote)
+        self.log.event("remote", remote="%s:%d" % self.remote[:2])
+
+    async def start(self):
+        """Connect the backend, then open RTP and start the clock. Raises BackendError (the
+        session is then stopped and its socket closed) when the backend cannot serve the call."""
+        self._loop = asyncio.get_running_loop()
+        self.ended = self._loop.create_future()
+        self._sock = self._open_socket(self._rtp)
+        self.backend.on_event = self._on_backend_event
+        t0 = time.monotonic()
+        try:
+            await self.backend.connect(self.config)
+            fmt = self.backend.native_format
+            if fmt == PCM16_24K:
+                from .resample import G711ToPcm, PcmToG711
+
+                self._to_backend = G711ToPcm(self.codec)
+                self._from_backend = PcmToG711(self.codec)
+            elif fmt != self.codec:
+                raise BackendError("backend format %r does not fit codec %r" % (fmt, self.codec))
+            self._transport, _ = await self._loop.create_datagram_endpoint(
+                lambda: _RtpProtocol(self), sock=self._sock
+            )
+        except BaseException as e:
+            reason = "backend unavailable: %s" % e if isinstance(e, BackendError) else repr(e)
+            self.log.event("setup_failed", say="call setup failed: %s" % e,
+                           level=logging.WARNING, reason=str(e))
+            await self._release(reason)
+            raise
+        self._running = True
+        self._last_rtp = time.monotonic()
+        self._forwarder = asyncio.create_task(self._forward(), name="rtp-to-backend")
+        self._deadline = self._loop.time() + FRAME_S
+        self._timer = self._loop.call_at(self._deadline, self._tick)
+        self.log.event(
+            "started", say="call up: %s codec %s, backend %s (%s), local RTP port %d"
+            % (self.remote[0], self.codec, self.backend.name, fmt, self.local_port),
+            codec=self.codec, backend=self.backend.name, backend_format=fmt,
+            remote="%s:%d" % self.remote[:2], local_port=self.local_port,
+            connect_ms=round((time.monotonic() - t0) * 1000, 1),
+        )
+
+    async def stop(self, reason="hangup"):
+        """End the call's media; idempotent. Resolves `ended` with reason if still pending."""
+        if self._stopped:
+            return
+        self._running = False
+        await self._release(reason)
+
+    def _end(self, reason):
+        """The session ends by itself (backend gone, caller silent): stop and tell the SIP side."""
+        if self._running:
+            self._running = False
+            task = asyncio.get_running_loop().create_task(self._release(reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _release(self, reason):
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        elif self._sock is not None:
+            self._sock.close()
+        tasks = [t for t in (self._forwarder, *self._tasks)
+                 if t is not None and t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._pending.clear()
+        try:
+            await self.backend.close()
+        except Exception as e:
+            self.log.event("backend_close_failed", reason=repr(e))
+        self._log_summary(reason)
+        self.log.close()
+        if self.ended is not None and not self.ended.done():
+            self.ended.set_result(reason)
+            if self.on_ended is not None:
+                self.on_ended(reason)
+
+    def _open_socket(self, rtp):
+        if isinstance(rtp, socket.socket):
+            rtp.setblocking(False)
+            return rtp
+        host, port = rtp
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        return sock
+
+    # -- caller -> backend ---------------------------------------------------------------------
+
+    def _on_rtp(self, data, addr):
+        t_in = time.monotonic()
+        stats = self.stats
+        stats["rtp_in"] += 1
+        if addr[0] != self.remote[0]:
+            stats["foreign"] += 1
+            return
+        packet = rtp_packet.parse(data)
+        if packet is None:
+            stats["malformed"] += 1
+            if stats["malformed"] in (1, 10, 100, 1000):
+                self.log.event("malformed_rtp", say="malformed RTP from %s dropped (%d so far)"
+                               % (addr[0], stats["malformed"]), level=logging.WARNING,
+                               count=stats["malformed"])
+            return
+        if packet.payload_type == self.dtmf_payload_type:
+            digit = self._dtmf.feed(packet)
+            if digit is not None:
+                stats["dtmf"] += 1
+                self.log.event("dtmf", say="caller pressed %s" % digit, digit=digit)
+                self._enqueue(("dtmf", digit, t_in))
+            return
+        if packet.payload_type != self.payload_type:
+            stats["wrong_pt"] += 1
+            return
+        if not self._accept_ssrc(packet):
+            stats["wrong_ssrc"] += 1
+            return
+        if self._last_seq is not None:
+            step = (packet.seq - self._last_seq) & 0xFFFF
+            if step == 0 or step >= 0x8000:  # duplicate or older than what went out
+                stats["out_of_order"] += 1
+                return
+        self._last_seq = packet.seq
+        self._last_rtp = t_in
+        self._enqueue(("audio", packet.payload, t_in))
+
+    def _accept_ssrc(self, packet):
+        if self._ssrc is None or packet.ssrc == self._ssrc:
+            self._ssrc = packet.ssrc
+            self._new_ssrc_count = 0
+            return True
+        # A new SSRC for several packets in a row: the caller restarted its stream.
+        if packet.ssrc != self._new_ssrc:
+            self._new_ssrc, self._new_ssrc_count = packet.ssrc, 0
+        self._new_ssrc_count += 1
+        if self._new_ssrc_count < _SSRC_SWITCH_PACKETS:
+            return False
+        self.log.event("ssrc_change", old="%08x" % self._ssrc, new="%08x" % packet.ssrc)
+        self._ssrc, self._last_seq, self._new_ssrc_count = packet.ssrc, None, 0
+        return True
+
+    def _enqueue(self, entry):
+        if not self._running:
+            return
+        if len(self._pending) >= self.max_pending_frames:
+            self._pending.popleft()
+            self.stats["pending_dropped"] += 1
+        self._pending.append(entry)
+        self._wake.set()
+
+    async def _forward(self):
+        """The one task that talks to the backend: caller audio, keys and barge-in commands,
+        in the order they happened."""
+        backend = self.backend
+        pending = self._pending
+        in_latency = self.stats["in_latency"]
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while pending:
+                    kind, data, t_in = pending.popleft()
+                    if kind == "audio":
+                        if self._to_backend is not None:
+                            data = self._to_backend.convert(data)
+                        if data:
+                            await backend.send_audio(data)
+                        in_latency.add(time.monotonic() - t_in)
+                        self.stats["forwarded"] += 1
+                    elif kind == "truncate":
+                        await backend.truncate(*data)
+                    elif kind == "cancel":
+                        await backend.cancel_response(data)
+                    elif kind == "dtmf":
+                        await backend.send_dtmf(data)
+                    elif kind == "tool_result":
+                        await backend.send_tool_result(*data)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            self.log.event("backend_send_failed", say="backend send failed: %s" % e,
+                           level=logging.WARNING, reason=repr(e))
+            self._end("backend send failed: %s" % e)
+
+    # -- backend -> caller ---------------------------------------------------------------------
+
+    def _on_backend_event(self, ev):
+        if not self._running:
+            return
+        kind = ev.type
+        if kind == EV_AGENT_AUDIO:
+            if ev.response_id in self._cancelled or not ev.audio:
+                return
+            audio = ev.audio
+            if self._from_backend is not None:
+                audio = self._from_backend.convert(audio)
+            now = time.monotonic()
+            if self._first_delta_at is None:
+                self._first_delta_at = now
+            self.playout.push(ev.item_id, audio, ev.t_recv or now, now)
+        elif kind == EV_AGENT_AUDIO_DONE:
+            if self._from_backend is not None and ev.response_id not in self._cancelled:
+                self.playout.push(ev.item_id, self._from_backend.flush(), time.monotonic(),
+                                  time.monotonic())
+            self.playout.end_item(ev.item_id)
+        elif kind == EV_SPEECH_STARTED:
+            self._on_speech_started(ev)
+        elif kind == EV_SPEECH_STOPPED:
+            self._speech_stopped_at = time.monotonic()
+            self._first_delta_at = None
+            self.log.event("speech_stopped", item_id=ev.item_id, audio_end_ms=ev.ms)
+        elif kind == EV_RESPONSE_CREATED:
+            self._active_response = ev.response_id
+            self.log.event("response_created", response_id=ev.response_id)
+        elif kind == EV_RESPONSE_DONE:
+            if self._active_response == ev.response_id:
+                self._active_response = None
+            self.log.event("response_done", response_id=ev.response_id, status=ev.text)
+        elif kind == EV_CALLER_TRANSCRIPT:
+            self.log.event("caller_transcript", say="caller: %s" % ev.text.strip(),
+                           item_id=ev.item_id, text=ev.text)
+        elif kind == EV_AGENT_TRANSCRIPT:
+            self.log.event("agent_transcript", say="agent: %s" % ev.text.strip(),
+                           item_id=ev.item_id, text=ev.text)
+        elif kind == EV_AGENT_TRANSCRIPT_DELTA:
+            pass  # the whole sentence is logged when it is done
+        elif kind == EV_TOOL_CALL:
+            self._spawn(self._run_tool(ev.item_id, ev.text, ev.data))
+        elif kind == EV_ERROR:
+            benign = ev.code in _BENIGN_ERRORS
+            self.log.event("backend_error", say="backend error: %s (%s)" % (ev.text, ev.code),
+                           level=logging.DEBUG if benign else logging.WARNING,
+                           code=ev.code, message=ev.text)
+        elif kind == EV_CLOSED:
+            self.log.event("backend_closed", say=ev.text, level=logging.WARNING, reason=ev.text)
+            self._end(ev.text or "backend closed")
+
+    def _on_speech_started(self, ev):
+        cut = self.playout.interrupt()
+        self.log.event("speech_started", say="caller speaking", level=logging.DEBUG,
+                       item_id=ev.item_id, audio_start_ms=ev.ms, barge_in=bool(cut))
+        if not cut:
+            return
+        self.stats["barge_ins"] += 1
+        if self._from_backend is not None:
+            self._from_backend.reset()
+        for item_id, sent_ms in cut:
+            self._enqueue(("truncate", (item_id, sent_ms), time.monotonic()))
+        cancel = self._active_response
+        if cancel is not None:
+            self._cancelled[cancel] = True
+            while len(self._cancelled) > 32:
+                self._cancelled.popitem(last=False)
+            self._active_response = None
+            self._enqueue(("cancel", cancel, time.monotonic()))
+        self.log.event("barge_in", say="barge-in: agent stopped after %s" % ", ".join(
+            "%d ms of %s" % (ms, item) for item, ms in cut),
+            truncated=[{"item_id": i, "audio_end_ms": ms} for i, ms in cut], cancelled=cancel)
+
+    async def _run_tool(self, call_id, name, arguments):
+        try:
+            if self.tool_handler is None:
+                output = '{"error": "tool %s is not available on this relay"}' % name
+            else:
+                output = await self.tool_handler(name, arguments)
+        except Exception as e:
+            output = '{"error": "%s"}' % type(e).__name__
+        self.log.event("tool_call", say="tool %s(%s)" % (name, arguments[:80]), name=name,
+                       call_id=call_id)
+        self._enqueue(("tool_result", (call_id, output), time.monotonic()))
+
+    def _spawn(self, coro):
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the clock -----------------------------------------------------------------------------
+
+    def _tick(self):
+        self._timer = None
+        if not self._running:
+            return
+        loop = self._loop
+        now = loop.time()
+        deadline = self._deadline
+        playout = self.playout
+        n = 0
+        while deadline <= now and n < self.max_catchup_frames:
+            packet = playout.tick(deadline)
+            if packet is not None:
+                self._send(packet, deadline)
+            deadline += FRAME_S
+            n += 1
+            now = loop.time()
+        while deadline <= now:  # stalled for longer than the catch-up allows: skip
+            playout.skip()
+            deadline += FRAME_S
+        self._deadline = deadline
+        self._timer = loop.call_at(deadline, self._tick)
+        self._ticks += 1
+        if self._ticks % _CHECK_EVERY_TICKS == 0 and self.rtp_timeout_s:
+            if now - self._last_rtp > self.rtp_timeout_s:
+                self.log.event("rtp_timeout", say="no RTP from the caller for %gs"
+                               % self.rtp_timeout_s, level=logging.WARNING)
+                self._end("no RTP from the caller for %gs" % self.rtp_timeout_s)
+
+    def _send(self, packet, deadline):
+        try:
+            self._transport.sendto(packet, self.remote)
+        except OSError:
+            pass
+        t = time.monotonic()
+        stats = self.stats
+        stats["rtp_out"] += 1
+        late = t - deadline
+        stats["lateness"].add(max(late, 0.0))
+        if late > LATE_S:
+            stats["late_frames"] += 1
+        playout = self.playout
+        if playout.talking:
+            wait = max(0.0, deadline - playout.frame_t_ready)
+            stats["out_latency"].add(max(0.0, t - playout.frame_t_recv - wait))
+            if packet[1] & 0x80 and self._speech_stopped_at is not None:
+                self._log_turn(t)
+
+    def _log_turn(self, t):
+        first = self._first_delta_at
+        self.log.event(
+            "turn",
+            speech_stopped_to_first_audio_ms=round((first - self._speech_stopped_at) * 1000, 1)
+            if first else None,
+            speech_stopped_to_first_rtp_ms=round((t - self._speech_stopped_at) * 1000, 1),
+        )
+        self._speech_stopped_at = None
+
+    def _log_summary(self, reason):
+        s = self.stats
+        p = self.playout
+        self.log.event(
+            "ended", say="call ended: %s" % reason, reason=reason,
+            rtp_in=s["rtp_in"], forwarded=s["forwarded"], malformed=s["malformed"],
+            foreign=s["foreign"], wrong_pt=s["wrong_pt"], wrong_ssrc=s["wrong_ssrc"],
+            out_of_order=s["out_of_order"], pending_dropped=s["pending_dropped"],
+            dtmf=s["dtmf"], rtp_out=s["rtp_out"], late_frames=s["late_frames"],
+            barge_ins=s["barge_ins"], talkspurts=p.talkspurts, underruns=p.underruns,
+            agent_audio_dropped_bytes=p.dropped_bytes, skipped_ticks=p.skipped,
+            in_latency=s["in_latency"].summary_ms(), out_latency=s["out_latency"].summary_ms(),
+            lateness=s["lateness"].summary_ms(),
+        )
+
+
+class _RtpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, session):
+        self.session = session
+
+    def datagram_received(self, data, addr):
+        self.session._on_rtp(data, addr)
+
+    def error_received(self, exc):  # ICMP port unreachable and friends: the call goes on
+        pass

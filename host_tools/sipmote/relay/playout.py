@@ -1,0 +1,226 @@
+"""Agent audio playout: bursty backend audio in, one RTP packet per 20 ms clock tick out.
+
+Sans-I/O: ``push()`` stores agent audio as it arrives (a realtime backend sends it in bursts,
+faster than real time), and the call's clock calls ``tick(t)`` once per 20 ms deadline; the
+returned packet (or None) is what goes on the wire at that deadline. Nothing here reads a clock
+or touches a socket, so tests drive it with invented times.
+
+Invariants:
+- every tick advances the RTP timestamp by one frame (160 samples), whether or not a packet is
+  sent, so timestamps follow the media clock across silence, responses and barge-in; the
+  sequence number advances by one per packet sent; the marker bit is set on the first packet
+  of each talkspurt;
+- a talkspurt starts once ``prebuffer_ms`` of audio is queued, or the queued item is complete,
+  or the oldest queued byte has waited ``prebuffer_ms``: audio never waits longer than that;
+- the queue holds at most ``max_queue_ms`` of audio (the excess is dropped and counted);
+- ``sent_ms(item_id)`` is exactly the audio of that item that has gone out in packets (silence
+  padding excluded): it is what the caller heard, and what barge-in truncates the item to.
+"""
+
+import collections
+import os
+
+from . import rtp_packet
+from .g711_tables import SILENCE_BYTE
+
+FRAME_MS = 20
+SAMPLES_PER_MS = 8  # G.711 at 8 kHz: one byte per sample
+_HISTORY = 64  # items remembered for sent_ms() and for ignoring late audio of dropped items
+
+
+class _Chunk:
+    __slots__ = ("item_id", "data", "pos", "t_recv", "t_ready")
+
+    def __init__(self, item_id, data, t_recv, t_ready):
+        self.item_id = item_id
+        self.data = data
+        self.pos = 0
+        self.t_recv = t_recv
+        self.t_ready = t_ready
+
+
+class _Bounded(collections.OrderedDict):
+    """An insertion-ordered dict that forgets its oldest entries beyond a size."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = size
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key, value)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
+class AgentPlayout:
+    def __init__(self, codec, payload_type, ssrc=None, seq=None, timestamp=None,
+                 prebuffer_ms=40, max_queue_ms=60000, send_silence=False):
+        if not 0 <= prebuffer_ms <= 40:
+            raise ValueError("prebuffer_ms must be within 0..40")
+        self.codec = codec
+        self.payload_type = payload_type
+        rnd = os.urandom(10)
+        self.ssrc = int.from_bytes(rnd[:4], "big") if ssrc is None else ssrc
+        self.seq = int.from_bytes(rnd[4:6], "big") if seq is None else seq & 0xFFFF
+        self.timestamp = int.from_bytes(rnd[6:], "big") if timestamp is None else timestamp
+        self.frame_bytes = FRAME_MS * SAMPLES_PER_MS
+        self.prebuffer_bytes = max(prebuffer_ms * SAMPLES_PER_MS, 1)
+        self.prebuffer_s = prebuffer_ms / 1000.0
+        self.max_queue_bytes = max_queue_ms * SAMPLES_PER_MS
+        self.send_silence = send_silence
+        self.silence = SILENCE_BYTE[codec]
+        self._silence_frame = bytes([self.silence]) * self.frame_bytes
+        self.packet = bytearray(rtp_packet.HEADER_SIZE + self.frame_bytes)
+        self.payload = memoryview(self.packet)[rtp_packet.HEADER_SIZE :]
+        self._queue = collections.deque()
+        self._queued_per_item = {}
+        self.queued_bytes = 0
+        self._ended = _Bounded(_HISTORY)  # items whose audio is complete
+        self._discarded = _Bounded(_HISTORY)  # items dropped by barge-in: ignore late audio
+        self._sent = _Bounded(_HISTORY)  # item -> bytes sent
+        self.talking = False
+        self.last_item = None  # the item the last packet carried (the one "playing")
+        # the newest audio in the last packet: for the "delta received -> RTP out" latency
+        self.frame_t_recv = 0.0
+        self.frame_t_ready = 0.0
+        # counters
+        self.packets_sent = 0
+        self.talkspurts = 0
+        self.underruns = 0
+        self.dropped_bytes = 0
+        self.skipped = 0
+
+    # -- input ---------------------------------------------------------------------------------
+
+    def push(self, item_id, data, t_recv=0.0, t_ready=0.0):
+        """Queue agent audio of item_id (G.711 bytes). Returns the number of bytes accepted."""
+        if not data or item_id in self._discarded:
+            return 0
+        room = self.max_queue_bytes - self.queued_bytes
+        if len(data) > room:
+            self.dropped_bytes += len(data) - max(room, 0)
+            if room <= 0:
+                return 0
+            data = data[:room]
+        self._queue.append(_Chunk(item_id, bytes(data), t_recv, t_ready))
+        self._queued_per_item[item_id] = self._queued_per_item.get(item_id, 0) + len(data)
+        self.queued_bytes += len(data)
+        return len(data)
+
+    def end_item(self, item_id):
+        """No more audio will come for item_id: its last partial frame may be padded and sent."""
+        self._ended[item_id] = True
+
+    def discard_item(self, item_id):
+        """Ignore any audio of item_id from now on (its response was cancelled)."""
+        self._discarded[item_id] = True
+
+    # -- state ---------------------------------------------------------------------------------
+
+    @property
+    def playing(self):
+        """True while agent audio is going out or waiting to."""
+        return self.talking or self.queued_bytes > 0
+
+    def sent_ms(self, item_id):
+        return self._sent.get(item_id, 0) // SAMPLES_PER_MS
+
+    def item_complete(self, item_id):
+        return item_id in self._ended
+
+    def interrupt(self):
+        """Barge-in: drop all queued audio now. Returns [(item_id, sent_ms)] for every item cut
+        short (queued audio dropped, or the playing item whose audio had not all arrived)."""
+        cut = list(self._queued_per_item)
+        if self.last_item is not None and self.last_item not in cut and (
+            self.last_item not in self._ended
+        ):
+            cut.insert(0, self.last_item)
+        for item_id in cut:
+            self._discarded[item_id] = True
+        self._queue.clear()
+        self._queued_per_item.clear()
+        self.queued_bytes = 0
+        self.talking = False
+        self.last_item = None
+        return [(item_id, self.sent_ms(item_id)) for item_id in cut]
+
+    # -- the clock -----------------------------------------------------------------------------
+
+    def tick(self, t):
+        """One 20 ms deadline at time t (seconds). Returns the RTP packet to send, or None."""
+        marker = False
+        send = False
+        if not self.talking and self.queued_bytes and self._may_start(t):
+            self.talking = True
+            self.talkspurts += 1
+            marker = True
+        if self.talking:
+            if self.queued_bytes >= self.frame_bytes or (
+                self.queued_bytes and self._all_queued_ended()
+            ):
+                self._fill_payload()
+                send = True
+            else:
+                if self.queued_bytes or (
+                    self.last_item is not None and self.last_item not in self._ended
+                ):
+                    self.underruns += 1
+                self.talking = False
+        if not send and self.send_silence:
+            self.payload[:] = self._silence_frame
+            send = True
+        packet = None
+        if send:
+            rtp_packet.pack_header(
+                self.packet, self.payload_type, marker, self.seq, self.timestamp, self.ssrc
+            )
+            self.seq = (self.seq + 1) & 0xFFFF
+            self.packets_sent += 1
+            packet = self.packet
+        self.timestamp = (self.timestamp + self.frame_bytes) & 0xFFFFFFFF
+        return packet
+
+    def skip(self):
+        """A deadline the clock could not serve in time (the host stalled): the timestamp moves
+        on with the media clock, nothing is sent, and the talkspurt restarts with a marker."""
+        self.timestamp = (self.timestamp + self.frame_bytes) & 0xFFFFFFFF
+        self.talking = False
+        self.skipped += 1
+
+    def _may_start(self, t):
+        if self.queued_bytes >= max(self.prebuffer_bytes, self.frame_bytes):
+            return True
+        if self._all_queued_ended():
+            return True
+        return t - self._queue[0].t_ready >= self.prebuffer_s - 1e-6
+
+    def _all_queued_ended(self):
+        return all(item_id in self._ended for item_id in self._queued_per_item)
+
+    def _fill_payload(self):
+        need = self.frame_bytes
+        pos = 0
+        queue = self._queue
+        while need and queue:
+            chunk = queue[0]
+            take = min(need, len(chunk.data) - chunk.pos)
+            self.payload[pos : pos + take] = chunk.data[chunk.pos : chunk.pos + take]
+            chunk.pos += take
+            pos += take
+            need -= take
+            item_id = chunk.item_id
+            self._sent[item_id] = self._sent.get(item_id, 0) + take
+            left = self._queued_per_item[item_id] - take
+            if left:
+                self._queued_per_item[item_id] = left
+            else:
+                del self._queued_per_item[item_id]
+            self.last_item = item_id
+            self.frame_t_recv = chunk.t_recv
+            self.frame_t_ready = chunk.t_ready
+            if chunk.pos == len(chunk.data):
+                queue.popleft()
+        self.queued_bytes -= pos
+        if need:  # the end of a complete item: pad the frame with silence
+            self.payload[pos:] = self._silence_frame[:need]
