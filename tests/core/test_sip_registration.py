@@ -90,8 +90,8 @@ def drive(layer, reg, registrar, start, until, lose=0):
                     layer.receive(answer, REGISTRAR, now)
             for ev in layer.events():
                 busy = True
-                if ev.transaction is not None and ev.transaction.context is reg:
-                    reg.on_transaction_event(ev, now)
+                if ev.transaction is not None and ev.transaction.context is not None:
+                    ev.transaction.context(ev)
         events.extend(reg.events())
         deadlines = [d for d in (layer.next_deadline(), reg.next_deadline()) if d is not None]
         if not deadlines or min(deadlines) > until:

@@ -11,9 +11,9 @@
     reg.events()              # -> [RegistrationEvent(kind, status, reason, expires, retry_in)]
 
 The owner of the layer dispatches transaction events to it: every ClientTransaction this
-client starts has `tx.context is reg`, and `reg.on_transaction_event(ev, now_ms)` takes the
-"response" and "timeout" events of those (voip.sip.ua does this for the device; the relay does
-the same to register with a PBX).
+client starts has `tx.context == reg.on_transaction_event`, a callable taking the layer's
+"response" and "timeout" events (ev.now_ms is their time). voip.sip.ua calls it for the device;
+the relay's endpoint does the same (`tx.context(ev)`) to register with a PBX.
 
 Constructor options: auth_user (default user), expires (asked, s), user_agent, route (a Route
 value for an outbound proxy), retry_min_ms / retry_max_ms (bounded exponential backoff after a
@@ -66,7 +66,28 @@ class RegistrationEvent:
         return "<RegistrationEvent %s %s>" % (self.kind, self.status)
 
 
-def _stale(challenge):
+def pick_challenge(resp):
+    """(credentials header name, parsed challenge) to answer a 401/407 with, or None.
+
+    Of several Digest challenges, SHA-256 is preferred over MD5 (RFC 8760)."""
+    if resp.status == 401:
+        name, header = "Authorization", "WWW-Authenticate"
+    else:
+        name, header = "Proxy-Authorization", "Proxy-Authenticate"
+    challenge = None
+    for value in resp.get_all(header):
+        try:
+            c = parse_challenge(value)
+        except (ValueError, KeyError):
+            continue
+        alg = (c.get("algorithm") or "MD5").upper()
+        if alg in ("MD5", "SHA-256", "MD5-SESS", "SHA-256-SESS"):
+            if challenge is None or alg.startswith("SHA-256"):
+                challenge = c
+    return None if challenge is None else (name, challenge)
+
+
+def is_stale(challenge):
     v = challenge.get("stale")
     return v is True or (isinstance(v, str) and v.lower() == "true")
 
@@ -189,7 +210,10 @@ class RegistrationClient:
         if self._challenge is not None:
             name, challenge = self._challenge
             self._nc += 1
-            req.add(name, self._credentials(challenge))
+            try:
+                req.add(name, self._credentials(challenge))
+            except (SipError, ValueError, KeyError):
+                self._challenge = None  # e.g. only qop=auth-int offered: go without
         if self._tx is not None:
             self._tx.context = None  # a late answer to an abandoned attempt is ignored
         try:
@@ -197,7 +221,7 @@ class RegistrationClient:
         except Exception as e:  # noqa: BLE001 - e.g. the transaction table is full
             self._failed(503, "cannot send: %s" % e, now_ms)
             return
-        tx.context = self
+        tx.context = self.on_transaction_event
         self._tx = tx
 
     def _credentials(self, challenge):
@@ -207,7 +231,10 @@ class RegistrationClient:
 
     # -- responses -------------------------------------------------------------------------
 
-    def on_transaction_event(self, ev, now_ms):
+    def on_transaction_event(self, ev, now_ms=None):
+        """The `.context` callable of our transactions: their "response"/"timeout" events."""
+        if now_ms is None:
+            now_ms = ev.now_ms
         if ev.transaction is not self._tx:
             return
         if ev.kind == "timeout":
@@ -285,23 +312,12 @@ class RegistrationClient:
         return self.expires
 
     def _challenged(self, resp, now_ms):
-        name = "Authorization" if resp.status == 401 else "Proxy-Authorization"
-        header = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
-        challenge = None
-        for value in resp.get_all(header):
-            try:
-                c = parse_challenge(value)
-            except (ValueError, KeyError):
-                continue
-            alg = (c.get("algorithm") or "MD5").upper()
-            if alg in ("MD5", "SHA-256", "MD5-SESS", "SHA-256-SESS"):
-                # Prefer SHA-256 when the server offers both (RFC 8760 order of preference).
-                if challenge is None or alg.startswith("SHA-256"):
-                    challenge = c
-        if challenge is None:
+        picked = pick_challenge(resp)
+        if picked is None:
             self._failed(resp.status, "no usable digest challenge", now_ms)
             return
-        if _stale(challenge):
+        name, challenge = picked
+        if is_stale(challenge):
             self._stale_count += 1
             if self._stale_count > _MAX_STALE:
                 self._failed(resp.status, "nonce stale again and again", now_ms)

@@ -12,6 +12,10 @@
     layer.outgoing()      -> [(bytes, (host, port)), ...]     # drained
     layer.next_deadline() -> int ms or None
 
+Every event has .now_ms (the time it happened). ClientTransaction and ServerTransaction
+have a free `.context` slot: the TU keeps a callable there taking the event (the device UA, the
+relay and RegistrationClient all dispatch "response"/"timeout" events through it).
+
 TransactionEvent.kind is one of:
   "request"   a new request (.request, .source, .transaction = ServerTransaction, or None for an
               ACK that matched no transaction: the ACK of a 2xx). For CANCEL, .cancel_target is
@@ -94,8 +98,9 @@ class TransactionLimitError(Exception):
 
 
 class TransactionEvent:
-    def __init__(self, kind, transaction=None, message=None, source=None):
+    def __init__(self, kind, transaction=None, message=None, source=None, now_ms=None):
         self.kind = kind
+        self.now_ms = now_ms  # when it happened: handlers need no clock of their own
         self.transaction = transaction
         self.source = source
         self.request = message if message is not None and message.is_request else None
@@ -369,7 +374,7 @@ class TransactionLayer:
                     msg = parse(bytes(data))
                 except SipError as e:
                     self.stats["parse_errors"] += 1
-                    ev = TransactionEvent("error", source=source)
+                    ev = TransactionEvent("error", source=source, now_ms=now_ms)
                     ev.error = e
                     ev.data = data
                     self._events.append(ev)
@@ -426,7 +431,7 @@ class TransactionLayer:
             return
         if method == "ACK":
             # The ACK of a 2xx is its own transaction: hand it to the TU.
-            self._events.append(TransactionEvent("request", None, req, source))
+            self._events.append(TransactionEvent("request", None, req, source, now_ms))
             return
         if not self._make_room(now_ms, False):
             self.stats["overload"] += 1
@@ -440,7 +445,7 @@ class TransactionLayer:
         else:
             tx.state = TRYING
             tx.end_at = now_ms + 64 * self.t1  # guard
-        ev = TransactionEvent("request", tx, req, source)
+        ev = TransactionEvent("request", tx, req, source, now_ms)
         if method == "CANCEL":
             ikey = key[:-1] + ("INVITE",)
             ev.cancel_target = self._server.get(ikey)
@@ -464,7 +469,7 @@ class TransactionLayer:
             tx.end_at = now_ms + self.t4  # timer I
         elif tx.state == ACCEPTED:
             # An ACK for our 2xx that reused the INVITE's branch: still the TU's business.
-            self._events.append(TransactionEvent("request", None, req, source))
+            self._events.append(TransactionEvent("request", None, req, source, now_ms))
         else:
             self.stats["absorbed"] += 1
 
@@ -479,7 +484,7 @@ class TransactionLayer:
         tx = self._client.get((via.params.get("branch"), method))
         if tx is None:
             if method == "INVITE" and 200 <= status < 300:
-                self._events.append(TransactionEvent("response", None, resp, source))
+                self._events.append(TransactionEvent("response", None, resp, source, now_ms))
             else:
                 self.stats["dropped"] += 1
             return
@@ -510,10 +515,10 @@ class TransactionLayer:
                 tx.state = COMPLETED
                 tx.retx_at = None
                 tx.end_at = now_ms + self.t4  # timer K
-            self._events.append(TransactionEvent("response", tx, resp, source))
+            self._events.append(TransactionEvent("response", tx, resp, source, now_ms))
         elif state == ACCEPTED and 200 <= status < 300:
             # A retransmitted (or forked) 2xx: the TU ACKs every one of them.
-            self._events.append(TransactionEvent("response", tx, resp, source))
+            self._events.append(TransactionEvent("response", tx, resp, source, now_ms))
         elif state == COMPLETED and tx.ack_data is not None and status >= 300:
             self._out.append((tx.ack_data, tx.addr))  # retransmitted final: ACK again
             self.stats["retransmissions"] += 1
@@ -526,7 +531,7 @@ class TransactionLayer:
         if tx.end_at is not None and tx.end_at <= now_ms:
             del self._client[tx.key]
             if tx.state in (CALLING, TRYING, PROCEEDING):
-                self._events.append(TransactionEvent("timeout", tx))
+                self._events.append(TransactionEvent("timeout", tx, now_ms=now_ms))
             tx.state = TERMINATED
             tx.retx_at = tx.end_at = None
             return
@@ -543,9 +548,11 @@ class TransactionLayer:
         if tx.end_at is not None and tx.end_at <= now_ms:
             del self._server[tx.key]
             if tx.state == COMPLETED and tx.method == "INVITE":
-                self._events.append(TransactionEvent("timeout", tx))  # timer H: no ACK
+                # Timer H: the ACK of our non-2xx never came.
+                self._events.append(TransactionEvent("timeout", tx, now_ms=now_ms))
             elif tx.state in (TRYING, PROCEEDING):
-                self._events.append(TransactionEvent("timeout", tx))  # the TU never answered
+                # The TU never answered.
+                self._events.append(TransactionEvent("timeout", tx, now_ms=now_ms))
             tx.state = TERMINATED
             tx.retx_at = tx.end_at = None
             return
