@@ -7,7 +7,8 @@ a log line or an error message: their dataclass fields are masked.
 
 Sections (see example.toml beside this file)::
 
-    [sip]        bind, port, rtp_port_min, rtp_port_max, public_address, realm, user_agent
+    [sip]        bind, port, rtp_port_min, rtp_port_max, public_address, realm, user_agent,
+                 digest_algorithms
     [backend]    kind ("echo" | "openai"), openai_url, model, api_key (or $OPENAI_API_KEY),
                  turn_detection, transcription_model
     [[agents]]   name (the SIP user callers dial), instructions, voice, tools, backend
@@ -63,6 +64,9 @@ class SipSettings:
     public_address: str | None = None
     realm: str = "sipmote"
     user_agent: str = "sipmote-relay"
+    # offered in this order, one WWW-Authenticate each: many phones (and SIPp) answer only the
+    # first challenge and know only MD5, so MD5 leads; SHA-256 clients find theirs second
+    digest_algorithms: tuple = ("MD5", "SHA-256")
 
 
 @dataclasses.dataclass
@@ -255,6 +259,7 @@ def _sip(data):
             "public_address",
             "realm",
             "user_agent",
+            "digest_algorithms",
         ),
         w,
     )
@@ -274,6 +279,13 @@ def _sip(data):
     if '"' in s.realm or "\\" in s.realm:
         raise ConfigError("sip.realm: must not contain quotes or backslashes")
     s.user_agent = _str(t, "user_agent", w, s.user_agent)
+    algs = t.get("digest_algorithms", list(s.digest_algorithms))
+    if not isinstance(algs, list) or not algs or not all(isinstance(a, str) for a in algs):
+        raise ConfigError("sip.digest_algorithms: expected a non-empty array of strings")
+    for a in algs:
+        if a.upper() not in ("MD5", "SHA-256"):
+            raise ConfigError("sip.digest_algorithms: %r is not MD5 or SHA-256" % a)
+    s.digest_algorithms = tuple(a.upper() for a in algs)
     return s
 
 
