@@ -276,7 +276,7 @@ class SessionDescription:
         """Parse SDP from bytes or str (CRLF or LF line ends). Raises ValueError only."""
         try:
             return cls._parse(_decode(data))
-        except ValueError:
+        except (ValueError, MemoryError):
             raise
         except Exception as exc:  # a bug here must still surface as malformed input
             raise ValueError("SDP could not be parsed: %s" % type(exc).__name__) from None
