@@ -85,6 +85,7 @@ def test_response_line_and_empty_reason():
     assert not r.is_request and r.status == 180 and r.reason == "Ringing" and r.to_tag == "2"
     r = Response(200)
     assert r.reason == "OK"
+    assert Request("MESSAGE", "sip:a@h", body="h\u00e9").body == b"h\xc3\xa9"
     assert r.serialize() == b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
 
 

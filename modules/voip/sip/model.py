@@ -52,6 +52,8 @@ class _Message:
 
     def __init__(self, headers=None, body=b""):
         self.headers = []
+        if isinstance(body, str):
+            body = body.encode()
         self.body = bytes(body) if body else b""
         self._parsed = {}
         if headers:
@@ -212,6 +214,8 @@ class _Message:
         return "".join(out).encode() + self.body
 
     def __bytes__(self):
+        # CPython only: MicroPython's bytes() does not call __bytes__, so shared code calls
+        # serialize().
         return self.serialize()
 
 
