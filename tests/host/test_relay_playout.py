@@ -1,13 +1,10 @@
 # The relay's agent playout driven by an invented clock: RTP sequence/timestamps continuous
 # across silence, responses and barge-in, marker bits, pre-buffer bound, queue bound, and
-# truncation positions equal to the audio actually sent. Plus the RTP parser's drops.
-import struct
-
+# truncation positions equal to the audio actually sent.
 import pytest
 
-from sipmote.relay import rtp_packet
 from sipmote.relay.playout import AgentPlayout
-from sipmote.relay.telephone_event import TelephoneEventReceiver
+from voip import rtp
 
 TICK = 0.020
 
@@ -25,8 +22,8 @@ class Clock:
         for _ in range(ticks):
             packet = self.playout.tick(self.t)
             if packet is not None:
-                p = rtp_packet.parse(bytes(packet))
-                self.sent.append((self.ticks, p.payload_type, p.marker, p.seq, p.timestamp,
+                p = rtp.parse(bytes(packet))
+                self.sent.append((self.ticks, p.payload_type, p.marker, p.sequence, p.timestamp,
                                   p.payload))
             self.t += TICK
             self.ticks += 1
@@ -193,38 +190,3 @@ def test_send_silence_keeps_packets_flowing_between_talkspurts():
 def test_prebuffer_range_is_checked():
     with pytest.raises(ValueError):
         AgentPlayout("pcmu", 0, prebuffer_ms=60)
-
-
-def _rtp(b0=0x80, b1=0, payload=b"x" * 10, extra=b""):
-    return struct.pack("!BBHII", b0, b1, 1, 2, 3) + extra + payload
-
-
-def test_rtp_parse_accepts_csrc_extension_and_padding():
-    p = rtp_packet.parse(_rtp(b0=0x81, extra=b"CSRC", payload=b"abc"))
-    assert p.payload == b"abc"
-    ext = struct.pack("!HH", 0xBEDE, 1) + b"EXT!"
-    assert rtp_packet.parse(_rtp(b0=0x90, extra=ext, payload=b"abc")).payload == b"abc"
-    assert rtp_packet.parse(_rtp(b0=0xA0, payload=b"abc\x00\x00\x03")).payload == b"abc"
-
-
-@pytest.mark.parametrize("data", [
-    b"", b"\x80\x00\x00", _rtp(b0=0x40), _rtp(b0=0x8F, payload=b""),
-    _rtp(b0=0x90, extra=struct.pack("!HH", 0xBEDE, 50)), _rtp(b0=0xA0, payload=b"ab\x00"),
-    _rtp(b0=0xA0, payload=b"\x20"),
-])
-def test_rtp_parse_drops_malformed(data):
-    assert rtp_packet.parse(data) is None
-
-
-def test_telephone_event_reports_each_key_once():
-    rx = TelephoneEventReceiver()
-
-    def pkt(ts, event, end=False):
-        payload = bytes([event, 0x8A if end else 0x0A]) + struct.pack("!H", 400)
-        return rtp_packet.RtpPacket(101, 0, 1, ts, 1, payload)
-
-    keys = [rx.feed(pkt(ts, ev, end)) for ts, ev, end in [
-        (1000, 5, False), (1000, 5, False), (1000, 5, True), (1000, 5, True),
-        (2000, 11, False), (2000, 11, True), (3000, 10, True), (4000, 99, False)]]
-    assert keys == ["5", None, None, None, "#", None, "*", None]
-    assert rx.feed(rtp_packet.RtpPacket(101, 0, 1, 5000, 1, b"\x01")) is None

@@ -49,7 +49,9 @@ import logging
 import socket
 import time
 
-from . import rtp_packet
+from voip.dtmf import DtmfReceiver
+from voip.rtp import RtpHeader
+
 from .backends import (
     EV_AGENT_AUDIO,
     EV_AGENT_AUDIO_DONE,
@@ -69,7 +71,6 @@ from .backends import (
 )
 from .calllog import CallLog, LatencyStats
 from .playout import AgentPlayout
-from .telephone_event import TelephoneEventReceiver
 
 FRAME_S = 0.020
 LATE_S = 0.010  # a packet sent this long after its deadline counts as late
@@ -118,7 +119,8 @@ class MediaSession:
         self._stopped = False
         self._to_backend = None  # converters for a PCM backend (None: G.711 pass-through)
         self._from_backend = None
-        self._dtmf = TelephoneEventReceiver()
+        self._header = RtpHeader()  # reused for every received packet: parsing allocates nothing
+        self._dtmf = DtmfReceiver()
         self._ssrc = None
         self._new_ssrc = None
         self._new_ssrc_count = 0
@@ -256,49 +258,53 @@ class MediaSession:
         if addr[0] != self.remote[0]:
             stats["foreign"] += 1
             return
-        packet = rtp_packet.parse(data)
-        if packet is None:
+        header = self._header
+        try:
+            start = header.unpack_from(data)
+        except ValueError:
             stats["malformed"] += 1
             if stats["malformed"] in (1, 10, 100, 1000):
                 self.log.event("malformed_rtp", say="malformed RTP from %s dropped (%d so far)"
                                % (addr[0], stats["malformed"]), level=logging.WARNING,
                                count=stats["malformed"])
             return
-        if packet.payload_type == self.dtmf_payload_type:
-            digit = self._dtmf.feed(packet)
+        if header.payload_type == self.dtmf_payload_type:
+            digit = self._dtmf.receive(header.marker, header.timestamp, data, start,
+                                       header.payload_length)
             if digit is not None:
                 stats["dtmf"] += 1
                 self.log.event("dtmf", say="caller pressed %s" % digit, digit=digit)
                 self._enqueue(("dtmf", digit, t_in))
             return
-        if packet.payload_type != self.payload_type:
+        if header.payload_type != self.payload_type:
             stats["wrong_pt"] += 1
             return
-        if not self._accept_ssrc(packet):
+        if not self._accept_ssrc(header.ssrc):
             stats["wrong_ssrc"] += 1
             return
+        seq = header.sequence
         if self._last_seq is not None:
-            step = (packet.seq - self._last_seq) & 0xFFFF
+            step = (seq - self._last_seq) & 0xFFFF
             if step == 0 or step >= 0x8000:  # duplicate or older than what went out
                 stats["out_of_order"] += 1
                 return
-        self._last_seq = packet.seq
+        self._last_seq = seq
         self._last_rtp = t_in
-        self._enqueue(("audio", packet.payload, t_in))
+        self._enqueue(("audio", data[start : start + header.payload_length], t_in))
 
-    def _accept_ssrc(self, packet):
-        if self._ssrc is None or packet.ssrc == self._ssrc:
-            self._ssrc = packet.ssrc
+    def _accept_ssrc(self, ssrc):
+        if self._ssrc is None or ssrc == self._ssrc:
+            self._ssrc = ssrc
             self._new_ssrc_count = 0
             return True
         # A new SSRC for several packets in a row: the caller restarted its stream.
-        if packet.ssrc != self._new_ssrc:
-            self._new_ssrc, self._new_ssrc_count = packet.ssrc, 0
+        if ssrc != self._new_ssrc:
+            self._new_ssrc, self._new_ssrc_count = ssrc, 0
         self._new_ssrc_count += 1
         if self._new_ssrc_count < _SSRC_SWITCH_PACKETS:
             return False
-        self.log.event("ssrc_change", old="%08x" % self._ssrc, new="%08x" % packet.ssrc)
-        self._ssrc, self._last_seq, self._new_ssrc_count = packet.ssrc, None, 0
+        self.log.event("ssrc_change", old="%08x" % self._ssrc, new="%08x" % ssrc)
+        self._ssrc, self._last_seq, self._new_ssrc_count = ssrc, None, 0
         return True
 
     def _enqueue(self, entry):

@@ -20,7 +20,8 @@ Invariants:
 import collections
 import os
 
-from . import rtp_packet
+from voip import rtp
+
 from .g711_tables import SILENCE_BYTE
 
 FRAME_MS = 20
@@ -70,8 +71,8 @@ class AgentPlayout:
         self.send_silence = send_silence
         self.silence = SILENCE_BYTE[codec]
         self._silence_frame = bytes([self.silence]) * self.frame_bytes
-        self.packet = bytearray(rtp_packet.HEADER_SIZE + self.frame_bytes)
-        self.payload = memoryview(self.packet)[rtp_packet.HEADER_SIZE :]
+        self.packet = bytearray(rtp.HEADER_SIZE + self.frame_bytes)
+        self.payload = memoryview(self.packet)[rtp.HEADER_SIZE :]
         self._queue = collections.deque()
         self._queued_per_item = {}
         self.queued_bytes = 0
@@ -172,8 +173,8 @@ class AgentPlayout:
             send = True
         packet = None
         if send:
-            rtp_packet.pack_header(
-                self.packet, self.payload_type, marker, self.seq, self.timestamp, self.ssrc
+            rtp.pack_header(
+                self.packet, marker, self.payload_type, self.seq, self.timestamp, self.ssrc
             )
             self.seq = (self.seq + 1) & 0xFFFF
             self.packets_sent += 1
