@@ -162,6 +162,8 @@ def test_content_length_framing_over_udp():
 def test_leading_crlf_and_bare_lf():
     m = parse(b"\r\n\r\n" + msg_with())
     assert m.method == "OPTIONS"
+    assert parse(msg_with().decode()).call_id == "x@y"
+    assert parse(bytearray(msg_with())).call_id == parse(memoryview(msg_with())).call_id
     m = parse(msg_with(b"l: 3", body=b"abc").replace(b"\r\n", b"\n"))
     assert m.cseq == (1, "OPTIONS") and m.body == b"abc"
     with raises(SipError, match="empty"):

@@ -200,12 +200,15 @@ def _check_fields(msg):
 
 
 def parse(data):
-    """Parse one SIP message from a UDP datagram (bytes, bytearray or memoryview).
+    """Parse one SIP message from a UDP datagram (bytes, bytearray, memoryview; a str is
+    UTF-8 encoded first).
 
     Returns a Request or Response, or raises SipError whose `.status` is the response to
     answer with (400 and the problem named, 505 version, 513 too large, 413 body too large).
     Leading CRLFs (keep-alives) are skipped; bytes after Content-Length are ignored.
     """
+    if isinstance(data, str):
+        data = data.encode()
     n = len(data)
     if n > MAX_MESSAGE_SIZE:
         raise SipError("message larger than %d bytes" % MAX_MESSAGE_SIZE, 513)
