@@ -14,7 +14,10 @@
 #   sequence number (§2.5.1.4, §2.5.1.6);
 # - a receiver tells key presses apart by timestamp, not by the M bit (which may be lost):
 #   the three copies of an end packet (SIPp even repeats their sequence number) are one
-#   key press, and a packet older than the current event is a straggler (§2.5.2).
+#   key press, and a packet a little older than the current event is a straggler (§2.5.2).
+#   "A little": up to straggler_samples (2 s at 8 kHz) back. Further back than any packet
+#   could straggle, the sender's clock has jumped (a restarted stream, a replayed capture),
+#   and the packet starts a new key press.
 import struct
 
 from .seqnum import ts_diff
@@ -190,7 +193,8 @@ class DtmfReceiver:
     of a new key press (whether or not it is the M-bit packet), else None. `key`,
     `duration` (samples, the longest seen) and `ended` describe the latest press."""
 
-    def __init__(self):
+    def __init__(self, straggler_samples=16000):
+        self.straggler_samples = straggler_samples
         self.key = None
         self.duration = 0
         self.ended = False
@@ -203,7 +207,7 @@ class DtmfReceiver:
         self._event = -1
 
     def reset(self):
-        self.__init__()
+        self.__init__(self.straggler_samples)
 
     def receive(self, marker, timestamp, payload, offset=0, length=-1):
         if length < 0:
@@ -216,7 +220,7 @@ class DtmfReceiver:
         duration = (payload[offset + 2] << 8) | payload[offset + 3]
         if self._have:
             age = ts_diff(timestamp, self._timestamp)
-            if age < 0:
+            if -self.straggler_samples <= age < 0:
                 self.stale += 1
                 return None
             if age == 0 and event == self._event:
@@ -230,7 +234,7 @@ class DtmfReceiver:
                 event == self._event
                 and not marker
                 and not self.ended
-                and age <= 0xFFFF
+                and 0 < age <= 0xFFFF
                 and age >= self.duration
             ):
                 # RFC 4733 §2.5.1.3: a long press goes on in a new segment with a new

@@ -138,6 +138,24 @@ def test_stragglers_of_an_earlier_press_are_not_a_new_press():
     assert receiver.stale == 2
 
 
+def test_sipp_session_order_and_a_clock_jump_back():
+    # The captures come from one SIPp session (one SSRC): 1..9, *, # in timestamp order, and
+    # 0 recorded later with a timestamp 9.4 s *behind* #. Replayed in that order, 0 is too
+    # far back to be a straggler of #: the sender's clock jumped, it is a new press.
+    order = [c for c in CAPTURES if c[0] != "0"] + [CAPTURES[0]]
+    receiver = DtmfReceiver()
+    packets = []
+    for _, name in order:
+        packets += capture(name)
+    assert "".join(feed(receiver, packets)) == "123456789*#0"
+    # Out of session order, * (0.86 s behind #, older sequence numbers) is a straggler.
+    receiver = DtmfReceiver()
+    packets = capture("dtmf_2833_pound.pcap") + capture("dtmf_2833_star.pcap")
+    assert feed(receiver, packets) == ["#"] and receiver.stale == 10
+    receiver = DtmfReceiver(straggler_samples=1000)
+    assert feed(receiver, packets) == ["#", "*"]
+
+
 def test_a_long_press_continues_in_a_new_segment():
     receiver = DtmfReceiver()
     buf = bytearray(4)

@@ -43,3 +43,31 @@ def udp_payloads(path):
         udp = ip + 4 * (frame[ip] & 0x0F)
         src_port, dst_port, udp_length = struct.unpack_from(">HHH", frame, udp)
         yield ms - first_ms, src_port, dst_port, bytes(frame[udp + 8 : udp + udp_length])
+
+
+def _ipv4_checksum(header):
+    total = 0
+    for i in range(0, len(header), 2):
+        total += (header[i] << 8) | header[i + 1]
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def write_udp(path, packets, src=b"\x7f\x00\x00\x01", dst=b"\x7f\x00\x00\x01"):
+    """Write [(time_ms, src_port, dst_port, payload)] as an Ethernet/IPv4/UDP pcap file, for
+    an independent decoder (tshark) to read what our code sent."""
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, _LINK_ETHERNET))
+    for ident, (time_ms, src_port, dst_port, payload) in enumerate(packets):
+        udp = struct.pack(">HHHH", src_port, dst_port, 8 + len(payload), 0) + bytes(payload)
+        ip = bytearray(
+            struct.pack(">BBHHHBBH", 0x45, 0, 20 + len(udp), ident & 0xFFFF, 0, 64, 17, 0)
+            + src
+            + dst
+        )
+        struct.pack_into(">H", ip, 10, _ipv4_checksum(ip))
+        frame = bytes(12) + b"\x08\x00" + bytes(ip) + udp
+        sec, ms = divmod(time_ms, 1000)
+        out += struct.pack("<IIII", sec, ms * 1000, len(frame), len(frame)) + frame
+    with open(path, "wb") as f:
+        f.write(out)
