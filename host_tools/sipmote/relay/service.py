@@ -432,6 +432,8 @@ class Relay:
         if call.state != calls_mod.SETUP:
             return
         ok = response_for(req, 200, to_tag=call.local_tag)
+        for route in req.get_all("Record-Route"):  # RFC 3261 12.1.1: the proxies stay in
+            ok.add("Record-Route", route)
         ok.add("Contact", "<%s>" % self.contact_uri(call))
         ok.add("Allow", ALLOW)
         ok.add("Content-Type", "application/sdp")
