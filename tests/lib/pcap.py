@@ -8,41 +8,40 @@ _LINK_LINUX_SLL = 113
 
 def udp_payloads(path):
     """Yield (arrival_ms, src_port, dst_port, payload bytes) for each IPv4/UDP packet in the
-    file, arrival_ms counted from the first packet."""
+    file, arrival_ms counted from the first packet. Reads one record at a time: a
+    MicroPython heap need not hold the whole capture."""
     with open(path, "rb") as f:
-        data = f.read()
-    view = memoryview(data)  # frames are views: no copy of each frame, only of each payload
-    magic = data[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
-        endian = "<"
-    elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
-        endian = ">"
-    else:
-        raise ValueError("not a pcap file: " + path)
-    nanoseconds = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
-    linktype = struct.unpack_from(endian + "I", data, 20)[0]
-    if linktype == _LINK_ETHERNET:
-        link_header = 14
-    elif linktype == _LINK_LINUX_SLL:
-        link_header = 16
-    else:
-        raise ValueError("unsupported pcap link type %d" % linktype)
-    pos = 24
-    first_ms = None
-    while pos + 16 <= len(data):
-        sec, frac, captured, _ = struct.unpack_from(endian + "IIII", data, pos)
-        pos += 16
-        frame = view[pos : pos + captured]
-        pos += captured
-        ms = sec * 1000 + (frac // 1000000 if nanoseconds else frac // 1000)
-        if first_ms is None:
-            first_ms = ms
-        ip = link_header
-        if len(frame) < ip + 20 or frame[ip] >> 4 != 4 or frame[ip + 9] != 17:
-            continue  # not IPv4/UDP
-        udp = ip + 4 * (frame[ip] & 0x0F)
-        src_port, dst_port, udp_length = struct.unpack_from(">HHH", frame, udp)
-        yield ms - first_ms, src_port, dst_port, bytes(frame[udp + 8 : udp + udp_length])
+        head = f.read(24)
+        magic = head[:4]
+        if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1"):
+            endian = "<"
+        elif magic in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d"):
+            endian = ">"
+        else:
+            raise ValueError("not a pcap file: " + path)
+        nanoseconds = magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
+        linktype = struct.unpack_from(endian + "I", head, 20)[0]
+        if linktype == _LINK_ETHERNET:
+            ip = 14
+        elif linktype == _LINK_LINUX_SLL:
+            ip = 16
+        else:
+            raise ValueError("unsupported pcap link type %d" % linktype)
+        first_ms = None
+        while True:
+            record = f.read(16)
+            if len(record) < 16:
+                return
+            sec, frac, captured, _ = struct.unpack(endian + "IIII", record)
+            frame = f.read(captured)
+            ms = sec * 1000 + (frac // 1000000 if nanoseconds else frac // 1000)
+            if first_ms is None:
+                first_ms = ms
+            if len(frame) < ip + 20 or frame[ip] >> 4 != 4 or frame[ip + 9] != 17:
+                continue  # not IPv4/UDP
+            udp = ip + 4 * (frame[ip] & 0x0F)
+            src_port, dst_port, udp_length = struct.unpack_from(">HHH", frame, udp)
+            yield ms - first_ms, src_port, dst_port, frame[udp + 8 : udp + udp_length]
 
 
 def _ipv4_checksum(header):
