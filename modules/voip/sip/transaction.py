@@ -67,6 +67,7 @@ from voip.sip.message import (
     parse,
     response_for,
 )
+from voip.sip.uri import format_host
 
 # States. Small ints; names only for repr and tests.
 CALLING = const(1)
@@ -290,19 +291,28 @@ class TransactionLayer:
         return len(self._client) + len(self._server)
 
     def send(self, data, addr):
-        """Send a message or bytes outside any transaction (2xx ACK, 2xx retransmission)."""
+        """Send a message or bytes outside any transaction (2xx ACK, 2xx retransmission).
+        A Request without Via gets ours with a new branch, as in send_request()."""
         if not isinstance(data, (bytes, bytearray)):
+            if data.is_request and not data.get_all("Via"):
+                self.add_via(data)
             data = data.serialize()
         self._out.append((bytes(data), addr))
+
+    def add_via(self, request):
+        """Put our Via (sent_by, rport, a new branch) on top of a request."""
+        if self.sent_by is None:
+            raise ValueError("request has no Via and the layer has no sent_by")
+        host, port = self.sent_by
+        request.insert(
+            "Via", "SIP/2.0/UDP %s;rport;branch=%s" % (format_host(host, port), new_branch())
+        )
 
     def send_request(self, request, addr, now_ms):
         """Start a client transaction; the first copy is in outgoing() at once."""
         vias = request.get_all("Via")
         if not vias:
-            if self.sent_by is None:
-                raise ValueError("request has no Via and the layer has no sent_by")
-            host, port = self.sent_by
-            request.insert("Via", "SIP/2.0/UDP %s:%d;rport;branch=%s" % (host, port, new_branch()))
+            self.add_via(request)
             vias = request.get_all("Via")
         via = Via.parse(vias[0])
         branch = via.params.get("branch")
