@@ -166,18 +166,19 @@ class Board:
         return Pin(b["pin"], Pin.IN, pull)
 
     def led_driver(self):
-        """(kind, object) for phone.led: ("rgb", NeoPixel), ("gpio", Pin) or (None, None)."""
+        """(kind, driver, active_low) for phone.led.StatusLed: ("rgb", NeoPixel, False),
+        ("gpio", Pin, active_low) or (None, None, False) when the board has no LED."""
         led = self.profile.get("led")
         if led is None:
-            return None, None
+            return None, None, False
         pin = self.Pin(led["pin"], self.Pin.OUT)
         if led["type"] == "rgb":
             if self.sim:
-                return "rgb", self.hw.NeoPixel(pin, 1)
+                return "rgb", self.hw.NeoPixel(pin, 1), False
             from neopixel import NeoPixel
 
-            return "rgb", NeoPixel(pin, 1)
-        return "gpio", pin
+            return "rgb", NeoPixel(pin, 1), False
+        return "gpio", pin, bool(led.get("active_low"))
 
     def wlan(self):
         """The station interface, or None on the simulator (its network is the host's)."""
