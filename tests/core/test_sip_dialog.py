@@ -163,9 +163,10 @@ def test_responses_that_make_no_dialog_are_refused():
     no_tag = parse(response_for(invite, 180).serialize())
     with raises(SipError, match="tag"):
         Dialog.from_uac(invite, no_tag, "sip:alice@10.0.0.1")
+    # RFC 2543 style: no Contact, so the From URI is the remote target (4475 inv2543).
     no_contact = parse(INVITE.replace(b"Contact: <sip:alice@10.0.0.1:5060>\r\n", b""))
-    with raises(SipError, match="Contact"):
-        Dialog.from_uas(no_contact, "t", "sip:bob@10.0.0.2")
+    assert Dialog.from_uas(no_contact, "t", "sip:bob@10.0.0.2").remote_target == (
+        "sip:alice@atlanta.example.com")
     many = response_for(invite, 200, to_tag="x")
     for i in range(20):
         many.add("Record-Route", "<sip:p%d.example.com;lr>" % i)

@@ -273,15 +273,23 @@ class Call:
         if self.invite is None or cseq != self.invite.cseq[0]:
             return  # a re-INVITE's 2xx goes to _on_reinvite
         contact = self.ua.contact
+        try:
+            dialog = Dialog.from_uac(self.invite, resp, contact)
+        except SipError as e:
+            # A 2xx we cannot even ACK (no To tag, garbage Record-Route): give the call up;
+            # the far end times out waiting for the ACK and ends its side.
+            if self.dialog is None:
+                self._finish("call_failed", 502, "unusable 2xx: %s" % e, now)
+            return
         if self.dialog is not None and self.dialog.remote_tag != resp.to_tag:
             # A second fork answered: ACK it and hang it up (we keep one dialog).
-            other = Dialog.from_uac(self.invite, resp, contact)
-            self.ua.layer.send(other.ack(cseq), self.ua.outbound_proxy or other.next_hop())
-            bye = other.request("BYE")
+            hop = self.ua.outbound_proxy or dialog.next_hop()
+            self.ua.layer.send(dialog.ack(cseq), hop)
+            bye = dialog.request("BYE")
             self.ua.decorate(bye)
-            self.ua.layer.send_request(bye, self.ua.outbound_proxy or other.next_hop(), now)
+            self.ua.layer.send_request(bye, hop, now)
             return
-        self.dialog = Dialog.from_uac(self.invite, resp, contact)
+        self.dialog = dialog
         ack = self._ack_bytes(cseq)
         self.ack_data[cseq] = ack
         self.ua.layer.send(ack, self._dest())

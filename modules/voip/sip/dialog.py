@@ -36,16 +36,22 @@ def response_dialog_id(response):
 
 
 def _contact_uri(msg):
+    # A missing or unparsable Contact leaves the caller's fallback target in place.
     contacts = msg.get_all("Contact")
     if not contacts:
         return None
-    return str(NameAddr.parse(contacts[0]).uri)
+    try:
+        return str(NameAddr.parse(contacts[0]).uri)
+    except SipError:
+        return None
 
 
 def _record_route(msg):
     routes = msg.get_all("Record-Route")
     if len(routes) > _MAX_ROUTES:
         raise SipError("more than %d Record-Route entries" % _MAX_ROUTES)
+    for route in routes:
+        NameAddr.parse(route)  # SipError now rather than when a BYE is built
     return list(routes)
 
 
@@ -121,10 +127,10 @@ class Dialog:
 
     @staticmethod
     def from_uas(request, local_tag, local_contact, state=CONFIRMED):
-        """RFC 3261 12.1.1: the UAS's dialog from the request it answers with a tag."""
-        remote_target = _contact_uri(request)
-        if remote_target is None:
-            raise SipError("INVITE without Contact")
+        """RFC 3261 12.1.1: the UAS's dialog from the request it answers with a tag.
+
+        An RFC 2543 INVITE may have no Contact: its From URI is the remote target then."""
+        remote_target = _contact_uri(request) or str(request.from_addr.uri)
         return Dialog(
             request.call_id,
             local_tag,

@@ -177,6 +177,8 @@ def response_address(via, source):
     adds it whenever sent-by differs) and to the source port when the request asked for
     rport, else to the sent-by port. So always to the source IP, never to a third party.
     """
+    if via is None:
+        return source
     try:
         if not isinstance(via, Via):
             via = Via.parse(via)

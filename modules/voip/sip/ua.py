@@ -152,6 +152,7 @@ class UserAgent:
         self._calls = {}
         self._events = []
         self._now = 0
+        self.last_error = None
         self.stats = {"received": 0, "malformed": 0, "blocked": 0, "dropped": 0, "errors": 0,
                       "send_failures": 0}
 
@@ -179,8 +180,8 @@ class UserAgent:
         self.stats["received"] += 1
         try:
             self._receive(data, addr, now_ms)
-        except Exception:  # noqa: BLE001 - no datagram may break the phone
-            self.stats["errors"] += 1
+        except Exception as e:  # noqa: BLE001 - no datagram may break the phone
+            self._error(e)
         self._pump()
 
     def tick(self, now_ms):
@@ -193,8 +194,8 @@ class UserAgent:
                 d = call.deadline()
                 if d is not None and d <= now_ms:
                     call.tick(now_ms)
-        except Exception:  # noqa: BLE001
-            self.stats["errors"] += 1
+        except Exception as e:  # noqa: BLE001
+            self._error(e)
         self._pump()
 
     # -- application API -------------------------------------------------------------------
@@ -384,6 +385,11 @@ class UserAgent:
             return
         self.layer.receive(msg, addr, now)
 
+    def _error(self, exc):
+        # Counted and kept for the shell to log (ua.last_error); the datagram is dropped.
+        self.stats["errors"] += 1
+        self.last_error = exc
+
     def _admitted_source(self, addr):
         return addr[0] in self._allowed or "*" in self._allowed
 
@@ -395,8 +401,8 @@ class UserAgent:
             for ev in events:
                 try:
                     self._dispatch(ev)
-                except Exception:  # noqa: BLE001 - one bad message must not stop the UA
-                    self.stats["errors"] += 1
+                except Exception as e:  # noqa: BLE001 - one bad message must not stop the UA
+                    self._error(e)
         if self.reg is not None:
             for e in self.reg.events():
                 self._events.append(UaEvent(e.kind, None, e.status, e.reason,
