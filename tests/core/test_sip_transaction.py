@@ -9,8 +9,8 @@ from voip.sip.transaction import (
     PROCEEDING,
     TransactionLayer,
     TransactionLimitError,
-    error_response,
 )
+from voip.sip.transport import error_response
 
 RUNTIMES = ("cpython", "micropython")
 MICROPYTHON_HEAPSIZE = "256K"

@@ -359,14 +359,28 @@ def test_merged_invite_is_a_loop():
 
 
 def test_invite_without_offer_takes_the_answer_from_the_ack():
-    net, a, b = pair()
+    answers_given = []
+
+    def answerer(call_id, offer):
+        answers_given.append(offer)
+        return ANSWER
+
+    net = Network()
+    a = net.add(A, ua(A, answer_offer=answerer))
+    b = net.add(B, ua(B))
+    with raises(UaError, match="offer"):
+        b.call(uri(A, "a"), b"", 0)  # no callback to answer the 200's offer with
     call_id = a.call(uri(B), b"", 0)
     net.settle()
     ev = net.take(B)
     assert ev[0].kind == "incoming_call" and ev[0].remote_sdp is None
     b.answer(call_id, OFFER, net.now)
     net.settle()
-    assert net.take(A)[-1].remote_sdp == OFFER  # the offer is in the 200
+    ev = net.take(A)
+    assert [e.kind for e in ev] == ["ringing", "answered"] and ev[1].remote_sdp == OFFER
+    assert answers_given == [OFFER]
+    ev = net.take(B)
+    assert [e.kind for e in ev] == ["answered"] and ev[0].remote_sdp == ANSWER  # from the ACK
 
 
 # -- digest towards a proxy, registration, keepalive --------------------------------------------

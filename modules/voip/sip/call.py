@@ -215,7 +215,8 @@ class Call:
         req.add("Call-ID", self.call_id)
         req.add("CSeq", "1 INVITE")
         req.add("Contact", "<%s>" % ua.contact)
-        req.add("Content-Type", "application/sdp")
+        if sdp:
+            req.add("Content-Type", "application/sdp")
         ua.decorate(req)
         req.body = sdp
         self._send_invite(req, now)
@@ -290,10 +291,15 @@ class Call:
             self.ua.layer.send_request(bye, hop, now)
             return
         self.dialog = dialog
-        ack = self._ack_bytes(cseq)
+        self.remote_sdp = resp.body or None
+        answer = b""
+        if not self.local_sdp and self.remote_sdp:
+            # We sent no offer: the 2xx carries one and our answer rides in the ACK.
+            answer = self._callback_answer(self.remote_sdp) or b""
+            self.local_sdp = answer
+        ack = self._ack_bytes(cseq, answer)
         self.ack_data[cseq] = ack
         self.ua.layer.send(ack, self._dest())
-        self.remote_sdp = resp.body or None
         if self.cancel_wanted or self.state == ENDING:
             self._end_with_bye("call_ended", None, "local_hangup", now)  # CANCEL lost the race
             return
@@ -302,10 +308,19 @@ class Call:
         self.ua._emit("answered", self, status=resp.status, reason=resp.reason,
                       remote_sdp=self.remote_sdp)
 
-    def _ack_bytes(self, cseq):
+    def _callback_answer(self, offer):
+        answerer = self.ua.answer_offer
+        if answerer is None:
+            return None
+        try:
+            return answerer(self.call_id, offer)
+        except Exception:  # noqa: BLE001 - the application's callback must not kill us
+            return None
+
+    def _ack_bytes(self, cseq, body=b""):
         # The ACK of a 2xx is a transaction of its own: our Via with a new branch. Kept as
         # bytes so that a retransmitted 2xx gets exactly the same ACK again.
-        ack = self.dialog.ack(cseq)
+        ack = self.dialog.ack(cseq, body)
         self.ua.layer.add_via(ack)
         return ack.serialize()
 
@@ -441,13 +456,8 @@ class Call:
         self.offer_tx = tx
         self.offer_req = req
         offer = req.body or None
-        answerer = self.ua.answer_offer
-        if answerer is not None:
-            try:
-                sdp = answerer(self.call_id, offer)
-            except Exception:  # noqa: BLE001 - the application's callback must not kill us
-                sdp = None
-            self._answer_offer(sdp, now)
+        if self.ua.answer_offer is not None:
+            self._answer_offer(self._callback_answer(offer), now)
         else:
             self.offer_until = now + 64 * self.ua.layer.t1
             self.ua._emit("media_offer", self, remote_sdp=offer)

@@ -29,13 +29,14 @@ Methods (each takes now_ms; each returns at once and queues what to send):
     register(now_ms) -> bool           unregister(now_ms) -> bool      ua.registered
     ping(now_ms) -> bool               OPTIONS to the outbound proxy or registrar (keepalive)
     call(target_uri, sdp_offer, now_ms) -> call_id   (UaError when max_calls are busy or the
-                                       URI is not a SIP URI)
+                                       URI is not a SIP URI). sdp_offer b"": no offer; the
+                                       200's offer is answered in the ACK by answer_offer
     answer(call_id, sdp, now_ms) -> bool    a ringing call (200 resent until ACK; 64*T1
                                        without ACK -> BYE), or a pending re-INVITE offer
     reject(call_id, status=486, now_ms=None) -> bool    486 or 603 (or any 4xx-6xx)
     hangup(call_id, now_ms) -> bool    CANCEL (after a 1xx), BYE, or 603 on a ringing call
     update_media(call_id, sdp, now_ms) -> bool   re-INVITE (hold: a=sendonly, unhold: sendrecv)
-    allow(host)                        accept requests from one more source address
+    allow(host), allowed_hosts         accept requests from one more source address / list
     call_state(call_id) -> "calling"/"early"/"ringing"/"answering"/"confirmed"/"ending"/None
 answer_offer: optional callable(call_id, offer_sdp_bytes_or_None) -> answer bytes or None
 (None: 488); called for incoming re-INVITEs. Without it a "media_offer" event asks the
@@ -79,7 +80,8 @@ from voip.sip.message import (
     validate_response,
 )
 from voip.sip.registration import RegistrationClient
-from voip.sip.transaction import TransactionLayer, error_response, response_address
+from voip.sip.transaction import TransactionLayer
+from voip.sip.transport import error_response, response_address
 from voip.sip.uri import format_host
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS"
@@ -223,6 +225,11 @@ class UserAgent:
     def allow(self, host):
         self._allowed[host] = True
 
+    @property
+    def allowed_hosts(self):
+        """Source addresses whose requests are accepted (besides those of our calls)."""
+        return list(self._allowed)
+
     def ping(self, now_ms):
         dest = self.outbound_proxy or self.registrar
         if dest is None:
@@ -258,6 +265,8 @@ class UserAgent:
             raise UaError("bad target: %s" % e) from None
         if uri.scheme not in ("sip", "sips") or not uri.host:
             raise UaError("target must be a sip: URI")
+        if not sdp_offer and self.answer_offer is None:
+            raise UaError("no SDP offer and no answer_offer callback to answer the 200's")
         if self._active() >= self.max_calls:
             raise UaError("%d calls in progress" % self.max_calls)
         self._now = now_ms
