@@ -13,10 +13,11 @@ its portable path. How the kernels are written, and why:
 - The loops walk addresses held in uint locals and unroll by 8 (decode) or 4 (encode): viper keeps
   almost no locals in registers, so every statement reloads them, and reads at constant offsets
   from one address are the cheapest it emits.
-- `len`, `ValueError` and the tables are closure cells, so the kernels name no global: a builtin
+- `len`, `ValueError` and the table are closure cells, so the kernels name no global: a builtin
   looked up from viper code is a linear search of the builtins table on every call, and any
   global makes the function set up an exception handler on entry. Together that was a third of
-  the time of a 160-sample decode.
+  the time of a 160-sample decode. At most three cells: a closure called with more than five
+  values (cells + arguments) allocates their array on the heap at every call.
 """
 
 import micropython
@@ -34,11 +35,12 @@ def decoder(table):
         if n == 0:
             return 0
         pcm[0] = 0  # TypeError if pcm is read-only
+        value_bytes = ptr8(table)
         src = uint(ptr8(data))
         dst = uint(ptr8(pcm))
         end = src + uint(n)
-        if not (dst | uint(ptr8(table))) & 1:
-            values = ptr16(table)
+        if not (dst | uint(value_bytes)) & 1:
+            values = ptr16(uint(value_bytes))
             unrolled_end = src + uint(n & ~7)
             while src < unrolled_end:
                 ptr16(dst)[0] = values[ptr8(src)[0]]
@@ -51,7 +53,6 @@ def decoder(table):
                 ptr16(dst)[7] = values[ptr8(src)[7]]
                 src += 8
                 dst += 16
-        value_bytes = ptr8(table)
         while src < end:
             offset = ptr8(src)[0] << 1
             ptr8(dst)[0] = value_bytes[offset]
@@ -63,8 +64,9 @@ def decoder(table):
     return decode
 
 
-def ulaw_encoder(shift, base):
-    """encode(pcm, out) -> n for mu-law: code = (base[h] - (a >> shift[h])) & 0xFF."""
+def ulaw_encoder(table):
+    """encode(pcm, out) -> n for mu-law: code = (base[h] - (a >> shift[h])) & 0xFF, where
+    `table` holds shift[0..384] then base[0..384]."""
     size, error = len, ValueError
 
     @micropython.viper
@@ -75,8 +77,8 @@ def ulaw_encoder(shift, base):
         if n == 0:
             return 0
         out[0] = 0  # TypeError if out is read-only
-        shifts = ptr8(shift)
-        bases = ptr8(base)
+        shifts = ptr8(table)
+        bases = ptr8(uint(shifts) + 385)
         src = uint(ptr8(pcm))
         dst = uint(ptr8(out))
         end = dst + uint(n)
@@ -110,8 +112,9 @@ def ulaw_encoder(shift, base):
     return encode
 
 
-def alaw_encoder(shift, base):
-    """encode(pcm, out) -> n for A-law: code = ((base[h] + (a >> shift[h])) & 0xFF) ^ 0x55."""
+def alaw_encoder(table):
+    """encode(pcm, out) -> n for A-law: code = ((base[h] + (a >> shift[h])) & 0xFF) ^ 0x55, where
+    `table` holds shift[0..127] then base[0..127]."""
     size, error = len, ValueError
 
     @micropython.viper
@@ -122,8 +125,8 @@ def alaw_encoder(shift, base):
         if n == 0:
             return 0
         out[0] = 0  # TypeError if out is read-only
-        shifts = ptr8(shift)
-        bases = ptr8(base)
+        shifts = ptr8(table)
+        bases = ptr8(uint(shifts) + 128)
         src = uint(ptr8(pcm))
         dst = uint(ptr8(out))
         end = dst + uint(n)

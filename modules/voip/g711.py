@@ -28,10 +28,10 @@ bits. For x the sample as an unsigned 16-bit value and s = x >> 15 its sign:
 
     mu-law: a = (x ^ (0x10000 - s)) + 132     negative: m + 132; positive: x + 132 + 0x10000
             h = a >> 8                        (0..128 negative, 256..384 positive)
-            code = (_ULAW_BASE[h] - (a >> _ULAW_SHIFT[h])) & 0xFF
+            code = (base[h] - (a >> shift[h])) & 0xFF
     A-law:  a = x ^ (s * 0x7FFF)              positive: x; negative: m + 0x8000
             h = a >> 9                        (0..63 positive, 64..127 negative)
-            code = ((_ALAW_BASE[h] + (a >> _ALAW_SHIFT[h])) & 0xFF) ^ 0x55
+            code = ((base[h] + (a >> shift[h])) & 0xFF) ^ 0x55
 
 Folding the sign into the index h leaves no branch per sample, and the base absorbs G.191's
 segment number, its bit inversion (mu-law) or even-bit inversion (A-law) and the offsets above.
@@ -39,15 +39,17 @@ The shift is the segment's step: min(3 + bitlen(k), 8) for mu-law, min(4 + bitle
 A-law, k being h's magnitude bucket (h & 0xFF, resp. h & 63); the base is then whatever makes
 the formula give G.191's code over the bucket. Indices 129..255 of the mu-law tables are unused
 (the sign lands the two halves 0x10000 apart so mu-law's clamped loudest samples,
-m + 132 > 32767, cannot share a bucket with the other sign).
+m + 132 > 32767, cannot share a bucket with the other sign). Each law keeps shift and base in
+one bytes object (_ULAW_ENCODE, _ALAW_ENCODE), base after shift: a viper closure over more than
+three values allocates its argument array on the heap at every call.
 
 Why these tables and not one code per sample: on an ESP32 frozen tables are read from flash
 through the cache that also holds the interpreter's code. These are 2,050 bytes in all (mu-law
 2 x 385, A-law 2 x 128, decoding 2 x 512) against 16 KiB + 4 KiB for direct lookup tables
 indexed by the sample's top 14 (mu-law) or 12 (A-law) bits. On the unix port the direct tables
-encode about twice as fast per sample, but both are well under the 20 ms a frame lasts, and
-encoding with these tables is already faster than CPython's C audioop on speech
-(tests/bench/bench_g711.py measures both variants; `make bench` prints them).
+encode a 160-sample frame about twice as fast, but there the whole table sits in a big data
+cache; on the device its lines would compete with the interpreter's code, which a unix-port
+measurement cannot show. tests/bench/bench_g711.py measures both variants (`make bench`).
 """
 
 try:
@@ -61,10 +63,14 @@ except ImportError:
 ULAW_SILENCE = const(0xFF)  # the PCMU code for 0 (+0); 0x7F is -0
 ALAW_SILENCE = const(0xD5)  # the PCMA code for +8, the smallest positive level
 
+_ULAW_BASE_AT = const(385)
+_ALAW_BASE_AT = const(128)
+
 # ---- tables (bytes constants: frozen, they stay in flash) ---------------------------------------
 # Encoding, indexed by h (see above). tests/core/test_g711.py rebuilds them from the formulas and
 # the G.191 reference and checks every sample and code.
-_ULAW_SHIFT = (
+_ULAW_ENCODE = (
+    # shift[h], h = 0..384
     b"\x03\x04\x05\x05\x06\x06\x06\x06\x07\x07\x07\x07\x07\x07\x07\x07\x08\x08\x08\x08\x08\x08"
     b"\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08"
     b"\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08"
@@ -83,9 +89,7 @@ _ULAW_SHIFT = (
     b"\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08"
     b"\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08"
     b"\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08"
-)
-
-_ULAW_BASE = (
+    # base[h], at _ULAW_BASE_AT + h
     b"\x8f\x7f\x6f\x6f\x5f\x5f\x5f\x5f\x4f\x4f\x4f\x4f\x4f\x4f\x4f\x4f\x3f\x3f\x3f\x3f\x3f\x3f"
     b"\x3f\x3f\x3f\x3f\x3f\x3f\x3f\x3f\x3f\x3f\x3f\x40\x40\x41\x41\x42\x42\x43\x43\x44\x44\x45"
     b"\x45\x46\x46\x47\x47\x48\x48\x49\x49\x4a\x4a\x4b\x4b\x4c\x4c\x4d\x4d\x4e\x4e\x4f\x4f\x50"
@@ -106,16 +110,15 @@ _ULAW_BASE = (
     b"\xf8\xf9\xf9\xfa\xfb\xfc\xfc\xfd\xfe\xff\x00"
 )
 
-_ALAW_SHIFT = (
+_ALAW_ENCODE = (
+    # shift[h], h = 0..127
     b"\x04\x05\x06\x06\x07\x07\x07\x07\x08\x08\x08\x08\x08\x08\x08\x08\x09\x09\x09\x09\x09\x09"
     b"\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09"
     b"\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x04\x05"
     b"\x06\x06\x07\x07\x07\x07\x08\x08\x08\x08\x08\x08\x08\x08\x09\x09\x09\x09\x09\x09\x09\x09"
     b"\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09"
     b"\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09\x09"
-)
-
-_ALAW_BASE = (
+    # base[h], at _ALAW_BASE_AT + h
     b"\x80\x90\xa0\xa0\xb0\xb0\xb0\xb0\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xc0\xd0\xd0\xd0\xd0\xd0\xd0"
     b"\xd0\xd0\xd0\xd0\xd0\xd0\xd0\xd0\xd0\xd0\xd0\xcf\xcf\xce\xce\xcd\xcd\xcc\xcc\xcb\xcb\xca"
     b"\xca\xc9\xc9\xc8\xc8\xc7\xc7\xc6\xc6\xc5\xc5\xc4\xc4\xc3\xc3\xc2\xc2\xc1\xc1\xc0\x00\x10"
@@ -185,7 +188,7 @@ def linear_to_ulaw(sample):
     x = _sample_bits(sample)
     a = (x ^ (0x10000 - (x >> 15))) + 132
     h = a >> 8
-    return (_ULAW_BASE[h] - (a >> _ULAW_SHIFT[h])) & 0xFF
+    return (_ULAW_ENCODE[_ULAW_BASE_AT + h] - (a >> _ULAW_ENCODE[h])) & 0xFF
 
 
 def linear_to_alaw(sample):
@@ -193,7 +196,7 @@ def linear_to_alaw(sample):
     x = _sample_bits(sample)
     a = x ^ ((x >> 15) * 0x7FFF)
     h = a >> 9
-    return ((_ALAW_BASE[h] + (a >> _ALAW_SHIFT[h])) & 0xFF) ^ 0x55
+    return ((_ALAW_ENCODE[_ALAW_BASE_AT + h] + (a >> _ALAW_ENCODE[h])) & 0xFF) ^ 0x55
 
 
 def ulaw_to_linear(code):
@@ -230,22 +233,22 @@ def _check_pcm(pcm, n):
 def _portable_ulaw_encode(pcm, out):
     n = len(out)
     _check_pcm(pcm, n)
-    shifts, bases = _ULAW_SHIFT, _ULAW_BASE
+    table = _ULAW_ENCODE
     for i in range(n):
         x = pcm[2 * i] | (pcm[2 * i + 1] << 8)
         a = (x ^ (0x10000 - (x >> 15))) + 132
-        out[i] = (bases[a >> 8] - (a >> shifts[a >> 8])) & 0xFF
+        out[i] = (table[_ULAW_BASE_AT + (a >> 8)] - (a >> table[a >> 8])) & 0xFF
     return n
 
 
 def _portable_alaw_encode(pcm, out):
     n = len(out)
     _check_pcm(pcm, n)
-    shifts, bases = _ALAW_SHIFT, _ALAW_BASE
+    table = _ALAW_ENCODE
     for i in range(n):
         x = pcm[2 * i] | (pcm[2 * i + 1] << 8)
         a = x ^ ((x >> 15) * 0x7FFF)
-        out[i] = ((bases[a >> 9] + (a >> shifts[a >> 9])) & 0xFF) ^ 0x55
+        out[i] = ((table[_ALAW_BASE_AT + (a >> 9)] + (a >> table[a >> 9])) & 0xFF) ^ 0x55
     return n
 
 
@@ -322,8 +325,8 @@ except (ImportError, SyntaxError):  # CPython; SyntaxError: a MicroPython port w
 
 if _viper is not None:
     IMPLEMENTATION = "viper"
-    ulaw_encode = _viper.ulaw_encoder(_ULAW_SHIFT, _ULAW_BASE)
-    alaw_encode = _viper.alaw_encoder(_ALAW_SHIFT, _ALAW_BASE)
+    ulaw_encode = _viper.ulaw_encoder(_ULAW_ENCODE)
+    alaw_encode = _viper.alaw_encoder(_ALAW_ENCODE)
     ulaw_decode = _viper.decoder(_ULAW_DECODE)
     alaw_decode = _viper.decoder(_ALAW_DECODE)
 elif hasattr(bytes, "translate") and hasattr(memoryview, "cast"):

@@ -200,20 +200,22 @@ def test_tables_follow_the_documented_formulas():
             v >>= 1
         return n
 
-    assert len(g711._ULAW_SHIFT) == len(g711._ULAW_BASE) == 385
+    table = g711._ULAW_ENCODE  # shift[h] for h in 0..384, then base[h]
+    assert len(table) == 2 * 385
     for h in list(range(129)) + list(range(256, 385)):
         shift = min(3 + bitlen(h & 0xFF if h >= 256 else h), 8)
-        assert g711._ULAW_SHIFT[h] == shift
+        assert table[h] == shift
         a = max(h << 8, 0x10000 + 132 if h >= 256 else 132)  # lowest a reachable in bucket h
         x = a - 132 - 0x10000 if h >= 256 else ~(a - 132)
-        assert g711._ULAW_BASE[h] == (g191_ulaw_compress(x) + (a >> shift)) & 0xFF
-    assert len(g711._ALAW_SHIFT) == len(g711._ALAW_BASE) == 128
+        assert table[385 + h] == (g191_ulaw_compress(x) + (a >> shift)) & 0xFF
+    table = g711._ALAW_ENCODE  # shift[h] for h in 0..127, then base[h]
+    assert len(table) == 2 * 128
     for h in range(128):
         shift = min(4 + bitlen(h & 63), 9)
-        assert g711._ALAW_SHIFT[h] == shift
+        assert table[h] == shift
         a = h << 9
         x = a if a < 0x8000 else ~(a - 0x8000)
-        assert g711._ALAW_BASE[h] == ((g191_alaw_compress(x) ^ 0x55) - (a >> shift)) & 0xFF
+        assert table[128 + h] == ((g191_alaw_compress(x) ^ 0x55) - (a >> shift)) & 0xFF
     assert len(g711._ULAW_DECODE) == len(g711._ALAW_DECODE) == 512
 
 
@@ -331,8 +333,10 @@ def test_silence_codes_and_scalar_range_checks():
 
 def test_no_allocation_per_160_sample_frame():
     if not is_micropython():
-        skip("gc.mem_alloc() is MicroPython's; the CPython path may allocate")
+        skip("gc.mem_alloc() and heap_lock() are MicroPython's; the CPython path may allocate")
     import gc
+
+    import micropython
 
     pcm = pcm_of([(i * 997) % 65536 - 32768 for i in range(160)])
     codes, decoded = bytearray(160), bytearray(320)
@@ -349,3 +353,10 @@ def test_no_allocation_per_160_sample_frame():
         for _ in range(200):
             function(source, target)
         assert gc.mem_alloc() - before == 0, function
+        # Also nothing allocated and freed within a call: with the heap locked, any
+        # allocation raises MemoryError.
+        micropython.heap_lock()
+        try:
+            function(source, target)
+        finally:
+            micropython.heap_unlock()
