@@ -40,8 +40,9 @@ A-law, k being h's magnitude bucket (h & 0xFF, resp. h & 63); the base is then w
 the formula give G.191's code over the bucket. Indices 129..255 of the mu-law tables are unused
 (the sign lands the two halves 0x10000 apart so mu-law's clamped loudest samples,
 m + 132 > 32767, cannot share a bucket with the other sign). Each law keeps shift and base in
-one bytes object (_ULAW_ENCODE, _ALAW_ENCODE), base after shift: a viper closure over more than
-three values allocates its argument array on the heap at every call.
+one bytes object (_ULAW_ENCODE, _ALAW_ENCODE), base after shift: the kernels are closures, and
+a closure called with more than five values (its cells plus the arguments) allocates their
+array on the heap at every call.
 
 Why these tables and not one code per sample: on an ESP32 frozen tables are read from flash
 through the cache that also holds the interpreter's code. These are 2,050 bytes in all (mu-law
@@ -49,7 +50,8 @@ through the cache that also holds the interpreter's code. These are 2,050 bytes 
 indexed by the sample's top 14 (mu-law) or 12 (A-law) bits. On the unix port the direct tables
 encode a 160-sample frame about twice as fast, but there the whole table sits in a big data
 cache; on the device its lines would compete with the interpreter's code, which a unix-port
-measurement cannot show. tests/bench/bench_g711.py measures both variants (`make bench`).
+measurement cannot show. With the small tables encoding is still faster than CPython's C
+audioop on speech. tests/bench/bench_g711.py measures all of this (`make bench`).
 """
 
 try:
