@@ -63,6 +63,9 @@ class LatencyStats:
 
     def __init__(self, size=20000):
         self.size = size
+        self.reset()
+
+    def reset(self):
         self.samples = array.array("d")
         self.count = 0
         self.max = 0.0
