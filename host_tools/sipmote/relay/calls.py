@@ -259,7 +259,10 @@ class Call:
         if self._media_watch is not None and not self._media_watch.done():
             self._media_watch.cancel()
         level = logging.INFO if was in (ANSWERED, CONFIRMED) else logging.WARNING
-        self.log.event("ended", say="call ended: %s" % reason, level=level, reason=reason)
+        if self.media is None:  # else the media session logs "ended" with its figures
+            self.log.event("ended", say="call ended: %s" % reason, level=level, reason=reason)
+        else:
+            self.log.event("sip_end", reason=reason, state=was)
         self.service.forget(self)
         asyncio.ensure_future(self._release())
 
