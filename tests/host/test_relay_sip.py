@@ -390,3 +390,28 @@ def test_call_device_needs_a_registration(tmp_path, device_exists):
             await rt.relay.call_device("kitchen" if device_exists else "attic")
 
     run(body, tmp_path)
+
+
+def test_reinvite_moves_the_media_and_keeps_the_call(tmp_path):
+    async def body(rt, c):
+        resp = await c.invite()
+        c.ack(resp)
+        await asyncio.sleep(0.05)
+        (call,) = rt.relay.calls.values()
+        new_rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        new_rtp.bind(("127.0.0.1", 0))
+        try:
+            new_port = new_rtp.getsockname()[1]
+            c.send(c.request("INVITE", body=offer(new_port), to_tag=resp.to_tag))
+            ok = await c.recv()
+            assert ok.status == 200 and b"m=audio %d " % call.rtp_port in ok.body
+            c.ack(ok)
+            assert call.media.remote == ("127.0.0.1", new_port)
+            assert call.state == "confirmed"
+        finally:
+            new_rtp.close()
+        c.send(c.request("BYE", to_tag=resp.to_tag))
+        assert (await c.recv()).status == 200
+        await rt.wait_idle()
+
+    run(body, tmp_path)

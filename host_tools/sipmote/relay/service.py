@@ -29,7 +29,6 @@ from voip.sip.dialog import Dialog, request_dialog_id
 from voip.sip.message import (
     Request,
     SipError,
-    Uri,
     new_branch,
     new_call_id,
     new_tag,
@@ -646,5 +645,3 @@ def _log_result(request):
 
     return on_result
 
-
-__all__ = ["Relay", "ALLOW", "Uri"]
