@@ -470,3 +470,28 @@ def test_ping_without_answer_reports_408():
     net.run(40000)
     assert [(e.kind, e.status) for e in net.take(A)] == [("keepalive", 408)]
     assert not ua(B).ping(0)  # no registrar, no proxy: nothing to ping
+
+
+def test_dialog_making_responses_copy_record_route():
+    # Found with Kamailio: without Record-Route in our 180/200 the caller's ACK and BYE skip
+    # the proxy (RFC 3261 12.1.1).
+    b = ua(B)
+    invite = raw("INVITE", call_id="rr1", extra=[
+        "Record-Route: <sip:p2.test;lr>, <sip:p1.test;lr>",
+        "Contact: <sip:a@127.0.0.1:5061>"])
+    b.receive(invite, A, 0)
+    (ringing,) = [parse(d) for d, _ in b.outgoing()]
+    assert ringing.status == 180
+    assert ringing.get_all("Record-Route") == ["<sip:p2.test;lr>", "<sip:p1.test;lr>"]
+    b.answer("rr1", ANSWER, 10)
+    (ok,) = [parse(d) for d, _ in b.outgoing()]
+    assert ok.status == 200 and ok.get_all("Record-Route") == ringing.get_all("Record-Route")
+    assert ok.to_tag == ringing.to_tag and ok.body == ANSWER
+    # The BYE we send later follows the route set (p2 first on the callee's side).
+    b.hangup("rr1", 20)
+    assert b.outgoing() == []  # no BYE before the ACK (RFC 3261 15)
+    ack = raw("ACK", to_tag=ok.to_tag, call_id="rr1").replace(b"z9hG4bKrawrr11", b"z9hG4bKack")
+    b.receive(ack, A, 30)
+    (bye,) = [(parse(d), addr) for d, addr in b.outgoing()]
+    assert bye[0].method == "BYE" and bye[1] == ("p2.test", 5060)
+    assert bye[0].get_all("Route") == ["<sip:p2.test;lr>", "<sip:p1.test;lr>"]

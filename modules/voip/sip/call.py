@@ -17,7 +17,7 @@ import os
 from voip.sip.dialog import CONFIRMED as DIALOG_CONFIRMED
 from voip.sip.dialog import Dialog
 from voip.sip.digest import authorization
-from voip.sip.message import Request, SipError, new_tag, response_for
+from voip.sip.message import Request, SipError, new_tag
 from voip.sip.registration import is_stale, pick_challenge
 from voip.sip.uri import format_host
 
@@ -376,13 +376,7 @@ class Call:
         return False
 
     def _send_ok(self, req, tx, sdp, now):
-        resp = response_for(req, 200, to_tag=self.local_tag)
-        resp.add("Contact", "<%s>" % self.ua.contact)
-        self.ua.decorate(resp)
-        if sdp:
-            resp.add("Content-Type", "application/sdp")
-            resp.body = sdp
-        self.ua.layer.respond(tx, resp, now)
+        resp = self.ua.respond(tx, 200, None, self.local_tag, contact=True, body=sdp)
         layer = self.ua.layer
         return _OkResend(resp.serialize(), tx.response_addr, req.cseq[0], now, layer.t1, layer.t2)
 

@@ -320,12 +320,18 @@ class UserAgent:
         return uri_address(uri)
 
     def respond(self, tx, status, reason=None, to_tag=None, contact=False, retry_after=False,
-                extra=()):
-        """A response through a server transaction, with what RFC 3261 asks for it."""
+                extra=(), body=b""):
+        """A response through a server transaction, with what RFC 3261 asks for it.
+        Returns the Response (the UA resends a 2xx to an INVITE itself)."""
         req = tx.request
         if to_tag is None and status > 100:
             to_tag = new_tag()  # 8.2.6.2: a tag on every response that is not 100
         resp = response_for(req, status, reason, to_tag)
+        if req.method == "INVITE" and 100 < status < 300:
+            # 12.1.1: the responses that make a dialog carry the Record-Route of the request,
+            # so the caller's ACK and BYE take the proxies' path too.
+            for route in req.get_all("Record-Route"):
+                resp.add("Record-Route", route)
         if contact:
             resp.add("Contact", "<%s>" % self.contact)
         if status in (405, 501) or (status < 300 and req.method in ("INVITE", "OPTIONS")):
@@ -341,7 +347,11 @@ class UserAgent:
         for name, value in extra:
             resp.add(name, value)
         self.decorate(resp)
+        if body:
+            resp.add("Content-Type", "application/sdp")
+            resp.body = body
         self.layer.respond(tx, resp, self._now)
+        return resp
 
     def _emit(self, kind, call, status=None, reason=None, remote_sdp=None):
         self._events.append(UaEvent(kind, call.call_id, status, reason, remote_sdp,
