@@ -185,13 +185,12 @@ class Pin:
 
     def __init__(self, id, mode=-1, pull=-1, value=None):
         self.id = id
-        self.pull = pull
-        self._out = value if value is not None else 0
+        self.init(mode, pull, value)
 
     def init(self, mode=-1, pull=-1, value=None):
+        self.mode = mode
         self.pull = pull
-        if value is not None:
-            self._out = value
+        self._out = value if value is not None else 0
 
     def value(self, v=None):
         if v is not None:
@@ -199,7 +198,10 @@ class Pin:
             return None
         if self.id in _levels:
             return _levels[self.id]
-        return 1 if self.pull == Pin.PULL_UP else self._out
+        if self.mode == Pin.OUT:
+            return self._out
+        # an idle input reads high (pull-up, internal or on the board) unless pulled down
+        return 0 if self.pull == Pin.PULL_DOWN else 1
 
     def on(self):
         self._out = 1

@@ -1,0 +1,337 @@
+# phone.media: one call's audio: I2S <-> G.711 RTP, paced by the I2S DMA clock. MIT licence.
+#
+# MediaSession.run() is the call's audio task. Every few ms it:
+#   - drains the RTP socket into the jitter buffer (RFC 4733 events to the DTMF receiver);
+#   - when the microphone's DMA has filled a frame (its irq handler set a flag): converts it
+#     (phone.audio.Uplink), applies the echo guard, encodes G.711 and sends one RTP packet,
+#     or a telephone-event packet instead while digits are being sent;
+#   - when the speaker's DMA has taken a frame: takes the next one from the jitter buffer
+#     (concealed if missing), decodes it and hands it to the speaker.
+# So the microphone's clock paces what we send and the speaker's clock paces playout: no
+# timer decides when audio moves. Everything on that path uses buffers allocated in
+# __init__; the sockets are non-blocking (readinto/write return None rather than raising),
+# flags are set by irq handlers bound once, and the loop's only await is sleep_ms, which
+# allocates nothing. A steady-state frame allocates 0 bytes (tests/device/test_media.py).
+#
+# Half-duplex boards (the Atom Echo's microphone clock and speaker word clock share a pin)
+# point their one bus at the speaker while the far end is audible (the echo guard's
+# decision, with hangover) and at the microphone otherwise; the direction without hardware
+# still ticks: silence is sent, far-end frames are measured but not played.
+import time
+
+from voip import dtmf, g711, jitter, rtp
+
+from . import log, net
+from .audio import CALL_SAMPLES, Downlink, EchoGuard, Uplink
+
+_MAX_PACKET = 1024  # RTP datagrams above this are truncated and dropped as malformed
+_DRAIN_MAX = 16  # packets read per poll, so a flood cannot starve the audio
+
+
+class AudioPort:
+    """The board's I2S channels in non-blocking mode, with ready flags set by their irqs."""
+
+    def __init__(self, board, uplink, downlink):
+        self.board = board
+        self.uplink = uplink
+        self.downlink = downlink
+        self.half = board.half_duplex
+        self.mic = None
+        self.spk = None
+        self.mic_ready = False
+        self.spk_ready = False
+        self.on_mic = self._mic_done  # bound once: the handlers are called 50 times a second
+        self.on_spk = self._spk_done
+
+    def _mic_done(self, i2s):
+        self.mic_ready = True
+
+    def _spk_done(self, i2s):
+        self.spk_ready = True
+
+    def open_mic(self):
+        self.mic = self.board.open_mic()
+        self.mic.irq(self.on_mic)
+        self.mic_ready = False
+        self.mic.readinto(self.uplink.raw_in)
+
+    def open_speaker(self):
+        self.spk = self.board.open_speaker()
+        self.spk.irq(self.on_spk)
+        self.spk_ready = False
+        self.downlink.silence()
+        self.spk.write(self.downlink.out)  # prime: the handler fires when it is taken
+
+    def close_mic(self):
+        if self.mic is not None:
+            self.mic.deinit()
+            self.mic = None
+        self.mic_ready = False
+
+    def close_speaker(self):
+        if self.spk is not None:
+            self.spk.deinit()
+            self.spk = None
+        self.spk_ready = False
+
+    def open(self):
+        if self.half:
+            self.open_mic()
+        else:
+            self.open_mic()
+            self.open_speaker()
+
+    def close(self):
+        self.close_mic()
+        self.close_speaker()
+
+    @property
+    def talking(self):
+        return self.mic is not None
+
+
+class MediaSession:
+    """Audio of one call. start(media) after SDP settles; run() as a task; stop() to end."""
+
+    def __init__(self, board, audio_cfg, local_ip, local_port, poll_ms=4):
+        self.board = board
+        self.local_ip = local_ip
+        self.local_port = local_port
+        self.poll_ms = poll_ms
+        profile = board.profile
+        self.uplink = Uplink(profile["mic"], audio_cfg["mic_gain_db"])
+        self.downlink = Downlink(profile["speaker"], audio_cfg["speaker_gain_db"])
+        guard_on = audio_cfg["echo_guard"] or board.half_duplex
+        self.guard = EchoGuard(guard_on, audio_cfg["echo_guard_db"],
+                               audio_cfg["echo_guard_threshold"],
+                               audio_cfg["echo_guard_hangover_ms"])
+        self.port = AudioPort(board, self.uplink, self.downlink)
+        jitter_ms = audio_cfg["jitter_ms"]
+        self.jitter_ms = jitter_ms
+        self.tx = bytearray(rtp.HEADER_SIZE + CALL_SAMPLES)
+        self.tx_payload = memoryview(self.tx)[rtp.HEADER_SIZE :]
+        self.tx_event = memoryview(self.tx)[: rtp.HEADER_SIZE + dtmf.EVENT_SIZE]
+        self.rx = bytearray(_MAX_PACKET)
+        self.play = bytearray(CALL_SAMPLES)
+        self.header = rtp.RtpHeader()
+        self.dtmf_rx = dtmf.DtmfReceiver()
+        self.sock = None
+        self.running = False
+        self.media = None
+        self.on_digit = None  # called with each received key
+        self._reset_counters()
+
+    def _reset_counters(self):
+        self.tx_packets = 0
+        self.tx_errors = 0
+        self.rx_packets = 0
+        self.rx_malformed = 0
+        self.rx_other_pt = 0
+        self.ssrc_changes = 0
+        self.frames = 0
+        self.cpu_us = 0  # audio processing time of the frames since the last fold
+        self.cpu_ms = 0
+        self.cpu_max_us = 0
+        self.last_rx_ms = time.ticks_ms()
+        self.started_ms = self.last_rx_ms
+        self._ssrc_hi = -1
+        self._ssrc_lo = -1
+
+    def start(self, media):
+        """Begin sending to and receiving from the peer voip.sdp.Media describes."""
+        self.media = media
+        law = media.codec
+        self.encode = g711.ulaw_encode if law == "PCMU" else g711.alaw_encode
+        self.decode = g711.ulaw_decode if law == "PCMU" else g711.alaw_decode
+        self.sender = rtp.RtpSender(media.payload_type)
+        self.payload_type = media.payload_type
+        self.event_pt = media.recv_telephone_event if media.recv_telephone_event else -1
+        self.dtmf_tx = None
+        if media.telephone_event is not None:
+            self.dtmf_tx = dtmf.DtmfSender(media.telephone_event)
+        self.jitter = jitter.JitterBuffer(
+            frame_bytes=CALL_SAMPLES,
+            frame_ms=20,
+            slots=16,
+            silence=jitter.SILENCE_PCMU if law == "PCMU" else jitter.SILENCE_PCMA,
+            min_ms=min(self.jitter_ms, 40),
+            max_ms=max(self.jitter_ms, 60) if self.jitter_ms <= 300 else 300,
+            fade=jitter.g711_fade_table(law),
+        )
+        self._reset_counters()
+        self._open_socket(media.address, media.port)
+        self.port.open()
+        self.running = True
+        log.info("media", "%s to %s:%d, local RTP port %d, %s", law, media.address, media.port,
+                 self.local_port, "half duplex" if self.port.half else "full duplex")
+
+    def _open_socket(self, host, port):
+        s = net.udp_socket(self.local_ip, self.local_port)
+        # connected: the kernel drops datagrams from anyone else, and write() needs no address
+        s.connect(net.sockaddr(host, port))
+        self.sock = s
+
+    def update(self, media):
+        """A re-INVITE moved the stream (new address, codec or direction)."""
+        if media.address != self.media.address or media.port != self.media.port:
+            self.sock.connect(net.sockaddr(media.address, media.port))
+        self.media = media
+
+    def stop(self):
+        self.running = False
+        self.port.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+    def send_digits(self, keys, duration_ms=100):
+        if self.dtmf_tx is None:
+            raise ValueError("the peer did not offer telephone-event: no RFC 4733 digits")
+        self.dtmf_tx.send(keys, duration_ms)
+
+    # --- the per-frame work ---------------------------------------------------------------
+
+    def _drain_rtp(self):
+        sock, rx, header = self.sock, self.rx, self.header
+        for _ in range(_DRAIN_MAX):
+            n = sock.readinto(rx)
+            if not n:
+                return
+            try:
+                header.unpack_from(rx, n)
+            except ValueError:
+                self.rx_malformed += 1
+                continue
+            pt = header.payload_type
+            if pt == self.payload_type:
+                if header.ssrc_hi != self._ssrc_hi or header.ssrc_lo != self._ssrc_lo:
+                    if self._ssrc_hi >= 0:
+                        self.ssrc_changes += 1
+                        self.jitter.reset()
+                    self._ssrc_hi, self._ssrc_lo = header.ssrc_hi, header.ssrc_lo
+                now = time.ticks_ms()
+                self.jitter.put(header.sequence, header.timestamp_lo, rx, now,
+                                header.payload_offset, header.payload_length)
+                self.rx_packets += 1
+                self.last_rx_ms = now
+            elif pt == self.event_pt:
+                self.last_rx_ms = time.ticks_ms()
+                key = self.dtmf_rx.receive(header.marker, header.timestamp, rx,
+                                           header.payload_offset, header.payload_length)
+                if key is not None:
+                    log.info("media", "received digit %s", key)
+                    if self.on_digit is not None:
+                        self.on_digit(key)
+            else:
+                self.rx_other_pt += 1
+
+    def _send_frame(self):
+        """One uplink frame (what uplink.out holds) as audio, or a digit packet instead."""
+        if self.media is not None and not self.media.sends:
+            self.sender.skip(CALL_SAMPLES)  # on hold: keep the clock, send nothing
+            return
+        if self.dtmf_tx is not None:
+            n = self.dtmf_tx.tick(self.sender, self.tx)
+            if n:
+                self._write(self.tx_event)
+                return
+        self.guard.near_frame(self.uplink.out, CALL_SAMPLES)
+        self.encode(self.uplink.out, self.tx_payload)
+        self.sender.pack(self.tx, CALL_SAMPLES)
+        self._write(self.tx)
+
+    def _write(self, data):
+        if self.sock.write(data) is None:
+            self.tx_errors += 1  # the stack's buffers were full: this frame is dropped
+        else:
+            self.tx_packets += 1
+
+    def _next_playout(self):
+        """Decode the next jitter-buffer frame into downlink.inp and run the downlink."""
+        self.jitter.get(self.play)
+        self.decode(self.play, self.downlink.inp)
+        self.guard.far_frame(self.downlink.process())
+
+    def _account(self, t0):
+        dt = time.ticks_diff(time.ticks_us(), t0)
+        self.cpu_us += dt
+        if dt > self.cpu_max_us:
+            self.cpu_max_us = dt
+        if self.cpu_us >= 1000000:  # fold into ms: keeps the sums small ints on a 32-bit port
+            self.cpu_ms += self.cpu_us // 1000
+            self.cpu_us %= 1000
+        self.frames += 1
+
+    def frame(self):
+        """Do whatever the DMA flags ask for; called every poll_ms."""
+        self._drain_rtp()
+        port = self.port
+        if port.mic_ready:
+            t0 = time.ticks_us()
+            port.mic_ready = False
+            self.uplink.process()
+            port.mic.readinto(self.uplink.raw_in)
+            self._send_frame()
+            if port.half:
+                self._next_playout()  # measured, not played: decides when to listen
+            self._account(t0)
+        if port.spk_ready:
+            t0 = time.ticks_us()
+            port.spk_ready = False
+            self._next_playout()
+            port.spk.write(self.downlink.out)
+            if port.half:
+                self.uplink.silence()
+                self._send_frame()
+            self._account(t0)
+        if port.half:
+            self._turn()
+
+    def _turn(self):
+        port = self.port
+        if port.talking and self.guard.active:
+            port.close_mic()
+            port.open_speaker()
+        elif not port.talking and not self.guard.active:
+            port.close_speaker()
+            port.open_mic()
+
+    async def run(self):
+        import asyncio
+
+        try:
+            while self.running:
+                self.frame()
+                await asyncio.sleep_ms(self.poll_ms)
+        finally:
+            self.stop()
+
+    def silent_ms(self):
+        """ms since the last RTP packet from the peer (or since the start)."""
+        return time.ticks_diff(time.ticks_ms(), self.last_rx_ms)
+
+    def stats(self):
+        j = self.jitter
+        frames = self.frames or 1
+        return {
+            "codec": self.media.codec if self.media else None,
+            "remote": "%s:%d" % (self.media.address, self.media.port) if self.media else None,
+            "tx_packets": self.tx_packets,
+            "tx_errors": self.tx_errors,
+            "rx_packets": self.rx_packets,
+            "rx_malformed": self.rx_malformed,
+            "rx_other_pt": self.rx_other_pt,
+            "lost": j.lost,
+            "late": j.late,
+            "concealed": j.concealed,
+            "underruns": j.underruns,
+            "jitter_ms": j.jitter_ms,
+            "buffer_ms": j.depth_ms,
+            "digits_received": self.dtmf_rx.presses,
+            "echo_guard_frames": self.guard.frames_attenuated,
+            "mic_peak": self.uplink.peak,
+            "far_level": self.downlink.level,
+            "frames": self.frames,
+            "cpu_us_per_frame": (self.cpu_ms * 1000 + self.cpu_us) // frames,
+            "cpu_max_us": self.cpu_max_us,
+        }
