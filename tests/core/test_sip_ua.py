@@ -495,3 +495,22 @@ def test_dialog_making_responses_copy_record_route():
     (bye,) = [(parse(d), addr) for d, addr in b.outgoing()]
     assert bye[0].method == "BYE" and bye[1] == ("p2.test", 5060)
     assert bye[0].get_all("Route") == ["<sip:p2.test;lr>", "<sip:p1.test;lr>"]
+
+
+def test_late_copy_of_the_invite_is_ignored_but_a_merged_one_is_482():
+    b = ua(B)
+    invite = raw("INVITE", call_id="late1", extra=["Contact: <sip:a@127.0.0.1:5061>"])
+    b.receive(invite, A, 0)
+    b.answer("late1", ANSWER, 10)
+    ok = [parse(d) for d, _ in b.outgoing()][-1]
+    ack = raw("ACK", to_tag=ok.to_tag, call_id="late1").replace(b"z9hG4bKrawlate11", b"z9hG4bKa")
+    b.receive(ack, A, 20)
+    b.tick(40000)  # the INVITE server transaction (timer L) is gone
+    b.outgoing()
+    b.events()
+    b.receive(invite, A, 40001)  # the network delivers an old copy
+    assert b.outgoing() == [] and b.events() == []
+    merged = invite.replace(b"z9hG4bKrawlate11", b"z9hG4bKviaB")
+    b.receive(merged, A, 40002)
+    assert [parse(d).status for d, _ in b.outgoing()] == [482]
+    assert b.call_state("late1") == "confirmed"

@@ -26,7 +26,8 @@ TransactionEvent.kind is one of:
   "timeout"   timer B/F (client, no final response), timer H (server INVITE, no ACK for a
               non-2xx) or a guard timer: .transaction says which.
   "error"     a datagram parse() rejected (.error the SipError, .data the bytes, .source);
-              error_response(data, error) builds the 400/505 to send back, when one can be.
+              voip.sip.transport.error_response(data, error) builds the 400/505 to send
+              back, when one can be.
 
 Timers (RFC 3261 17.1.1.2, 17.1.2.2, 17.2.1, 17.2.2 and RFC 6026 for the 2xx):
   client INVITE:     A = T1 doubling, B = 64*T1, D = 32 s; 2xx -> Accepted for 64*T1 (timer M)

@@ -484,6 +484,8 @@ class UserAgent:
         elif method == "BYE":
             self.respond(tx, 481)
         elif call is not None:
+            if call.invite is not None and call.invite.top_via.branch == req.top_via.branch:
+                return  # our own INVITE's late retransmission: the call has it already
             self.respond(tx, 482)  # 8.2.2.2: the same INVITE again by another path
         elif self._active() >= self.max_calls:
             self.respond(tx, 486)
