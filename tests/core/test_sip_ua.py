@@ -1,5 +1,5 @@
 # Two UserAgents talking through an in-memory network (loss, duplication), under both runtimes.
-from checks import raises
+from checks import is_micropython, raises
 from sip_network import Network
 
 from voip.sip.digest import DigestServer
@@ -514,3 +514,29 @@ def test_late_copy_of_the_invite_is_ignored_but_a_merged_one_is_482():
     b.receive(merged, A, 40002)
     assert [parse(d).status for d, _ in b.outgoing()] == [482]
     assert b.call_state("late1") == "confirmed"
+
+
+def test_many_calls_leave_nothing_behind():
+    net, a, b = pair()
+    mem = []
+    for i in range(12):
+        call_id = establish(net, a, b)
+        a.update_media(call_id, HOLD, net.now)
+        net.settle()
+        net.take(B)
+        b.answer(call_id, ANSWER, net.now)
+        (a if i % 2 else b).hangup(call_id, net.now)
+        net.run(net.now + 70000)  # lingering calls and transactions all expire
+        net.take(A)
+        net.take(B)
+        assert len(a._calls) == 0 and len(b._calls) == 0
+        assert len(a.layer) == 0 and len(b.layer) == 0
+        assert a.next_deadline() is None and b.next_deadline() is None
+        net.log = []
+        if is_micropython():
+            import gc
+
+            gc.collect()
+            mem.append(gc.mem_alloc())
+    if mem:
+        assert mem[-1] - mem[3] < 2048, mem  # steady state: no growth call after call
