@@ -111,3 +111,40 @@ def test_echo_rejects_unknown_format():
 def test_session_rejects_a_codec_it_cannot_carry():
     with pytest.raises(ValueError):
         MediaSession(("127.0.0.1", 0), ("127.0.0.1", 9), "g722", create_backend("echo"))
+
+
+def test_caller_silence_ends_the_session_after_the_rtp_timeout():
+    async def main():
+        peer = await RtpPeer.open()
+        session = MediaSession(("127.0.0.1", 0), peer.address, "pcmu", create_backend("echo"),
+                               rtp_timeout_s=0.3)
+        await session.start()
+        reason = await asyncio.wait_for(session.ended, 5)
+        assert "no RTP" in reason
+        peer.close()
+
+    run(main())
+
+
+def test_a_new_ssrc_is_followed_only_when_it_persists():
+    async def main():
+        peer, backend, session = await open_call()
+        seen = []
+        real_send = backend.send_audio
+
+        async def spy(payload):
+            seen.append(bytes(payload))
+            await real_send(payload)
+
+        backend.send_audio = spy
+        peer.send(b"\x01" * 160)
+        peer.send(b"\x02" * 160, ssrc=0xDEAD)  # one stray packet: dropped
+        peer.send(b"\x03" * 160)
+        for i in range(4):  # the caller restarted its stream: followed after 3 packets
+            peer.send(bytes([0x10 + i]) * 160, ssrc=0xBEEF, seq=100 + i)
+        await asyncio.sleep(0.2)
+        assert [p[0] for p in seen] == [0x01, 0x03, 0x12, 0x13]
+        assert session.stats["wrong_ssrc"] == 3
+        await session.stop("done")
+
+    run(main())

@@ -335,3 +335,35 @@ def test_fake_server_rejects_invalid_client_events():
             assert len(server.invalid) == 1
 
     run(main())
+
+
+def test_tool_call_gets_an_answer_and_a_new_response():
+    calls = []
+
+    async def lights(name, arguments):
+        calls.append((name, json.loads(arguments)))
+        return '{"ok": true}'
+
+    async def main():
+        async with Call(tool_handler=lights) as call:
+            await call.conn.send({
+                "type": "response.function_call_arguments.done", "response_id": "resp_9",
+                "item_id": "item_9", "output_index": 0, "call_id": "call_42",
+                "name": "lights", "arguments": '{"on": true}',
+            })
+            item = await call.conn.wait_for("conversation.item.create")
+            await call.conn.wait_for("response.create")
+            assert item["item"] == {"type": "function_call_output", "call_id": "call_42",
+                                    "output": '{"ok": true}'}
+            assert calls == [("lights", {"on": True})]
+
+    run(main())
+
+
+def test_endpoint_url_maps_onto_the_sdk_base_url():
+    from sipmote.relay.backends.openai import websocket_base_url
+
+    assert websocket_base_url("wss://api.openai.com/v1/realtime") == "wss://api.openai.com/v1"
+    assert websocket_base_url("ws://127.0.0.1:8080/v1/realtime/") == "ws://127.0.0.1:8080/v1"
+    assert websocket_base_url("wss://proxy.lan/openai/v1") == "wss://proxy.lan/openai/v1"
+    assert websocket_base_url("wss://h/v1/realtime?x=1") == "wss://h/v1?x=1"

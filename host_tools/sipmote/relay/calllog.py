@@ -34,7 +34,7 @@ class CallLog:
             self.path = os.path.join(directory, "%s-%s.jsonl" % (stamp, safe))
             self._file = open(self.path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
-    def event(self, name, say=None, level=logging.INFO, **fields):
+    def event(self, name, /, say=None, level=logging.INFO, **fields):
         """Record one event; `say` (if given) also goes to the console at `level`."""
         if say is not None:
             console.log(level, "[%s] %s", self.call_id, say)

@@ -17,7 +17,13 @@ The SIP side creates one MediaSession per answered call::
 ``rtp`` is a bound UDP socket (the session owns it from then on and closes it) or a
 ``(host, port)`` to bind. ``session.local_port`` is the port to put in the SDP answer;
 ``session.set_remote(addr)`` follows a re-INVITE. ``on_ended(reason)`` is an optional callback
-fired with the ``ended`` future.
+fired with the ``ended`` future. ``tool_handler(name, arguments_json) -> output str`` (async)
+answers the agent's function calls; without one the agent is told the tool is unavailable.
+``session.log`` is the call's CallLog (the SIP side may add its own events to the same file).
+
+A long-running relay should call ``gc.freeze()`` once after start-up: the SDK, pydantic and
+typing leave ~80k objects whose full collection stalls the event loop ~40 ms (two frames of
+every call); tests/bench/bench_relay.py measures with it.
 
 Caller direction: each datagram from the remote host is parsed (malformed, wrong payload type,
 stray SSRC, duplicate or late sequence numbers: dropped and counted); RFC 4733 telephone events
@@ -433,8 +439,8 @@ class MediaSession:
                 output = await self.tool_handler(name, arguments)
         except Exception as e:
             output = '{"error": "%s"}' % type(e).__name__
-        self.log.event("tool_call", say="tool %s(%s)" % (name, arguments[:80]), name=name,
-                       call_id=call_id)
+        self.log.event("tool_call", say="tool %s(%s)" % (name, (arguments or "")[:80]),
+                       tool=name, call_id=call_id)
         self._enqueue(("tool_result", (call_id, output), time.monotonic()))
 
     def _spawn(self, coro):
