@@ -45,6 +45,18 @@ def test_g711_tables_match_reference_where_audioop_is_exact():
     assert len(differ) == 508 and differ.max() < 0
 
 
+def test_g711_tables_agree_with_the_shared_core_on_every_input():
+    from voip import g711  # the device's codec (G.191 bit-exact, checked in tests/core)
+
+    for c in range(256):
+        assert g711.ulaw_to_linear(c) == int(g711_tables.decode("pcmu", bytes([c]))[0])
+        assert g711.alaw_to_linear(c) == int(g711_tables.decode("pcma", bytes([c]))[0])
+    mu = g711_tables.encode("pcmu", ALL_PCM)
+    a = g711_tables.encode("pcma", ALL_PCM)
+    for i, x in enumerate(ALL_PCM.tolist()):
+        assert g711.linear_to_ulaw(x) == mu[i] and g711.linear_to_alaw(x) == a[i]
+
+
 def test_g711_round_trip_is_identity_on_codes():
     for codec in ("pcmu", "pcma"):
         pcm = g711_tables.decode(codec, ALL_CODES)
