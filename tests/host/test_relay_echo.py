@@ -148,3 +148,20 @@ def test_a_new_ssrc_is_followed_only_when_it_persists():
         await session.stop("done")
 
     run(main())
+
+
+def test_symmetric_rtp_latches_onto_the_first_source():
+    async def main():
+        peer = await RtpPeer.open()
+        # the SDP named another host (a NAT's private address); the packets come from peer
+        session = MediaSession(("127.0.0.1", 0), ("127.0.0.9", 4000), "pcmu",
+                               create_backend("echo"), symmetric_rtp=True)
+        await session.start()
+        peer.dest = ("127.0.0.1", session.local_port)
+        words = tone("pcmu", 440, 300)
+        await peer.stream(frames(words) + [SILENCE["pcmu"]] * 30, 0.002)
+        await peer.wait_packets(15)  # the echo came back to the real source
+        assert session.remote == tuple(peer.address)
+        await session.stop("done")
+
+    run(main())

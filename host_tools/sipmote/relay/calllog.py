@@ -61,7 +61,7 @@ class CallLog:
 class LatencyStats:
     """Durations in seconds; keeps the last `size` samples plus exact count and maximum."""
 
-    def __init__(self, size=20000):
+    def __init__(self, size=3000):  # a minute of 20 ms frames: 24 kB
         self.size = size
         self.reset()
 

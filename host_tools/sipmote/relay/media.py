@@ -25,6 +25,10 @@ A long-running relay should call ``gc.freeze()`` once after start-up: the SDK, p
 typing leave ~80k objects whose full collection stalls the event loop ~40 ms (two frames of
 every call); tests/bench/bench_relay.py measures with it.
 
+With ``symmetric_rtp=True`` the first valid audio packet, from wherever it comes, fixes the
+caller's address (and the RTP goes back there): for callers behind a NAT whose SDP names a
+private address. Otherwise only the remote host's packets are accepted.
+
 Caller direction: each datagram from the remote host is parsed (malformed, wrong payload type,
 stray SSRC, duplicate or late sequence numbers: dropped and counted); RFC 4733 telephone events
 become one ``send_dtmf`` per key press (and a log line); audio payloads go to one forwarding
@@ -90,7 +94,8 @@ class MediaSession:
     def __init__(self, rtp, remote, codec, backend, config=None, *, payload_type=None,
                  dtmf_payload_type=101, call_id=None, log_dir=None, on_ended=None,
                  prebuffer_ms=40, max_queue_ms=60000, send_silence=False, rtp_timeout_s=60.0,
-                 max_pending_frames=250, max_catchup_frames=3, tool_handler=None):
+                 max_pending_frames=250, max_catchup_frames=3, tool_handler=None,
+                 symmetric_rtp=False):
         if codec not in STATIC_PT:
             raise ValueError("codec must be 'pcmu' or 'pcma'")
         self.codec = codec
@@ -107,6 +112,8 @@ class MediaSession:
         self.max_pending_frames = max_pending_frames
         self.max_catchup_frames = max_catchup_frames
         self.tool_handler = tool_handler
+        self.symmetric_rtp = symmetric_rtp
+        self._latched = False
         self.playout = AgentPlayout(codec, self.payload_type, prebuffer_ms=prebuffer_ms,
                                     max_queue_ms=max_queue_ms, send_silence=send_silence)
         self._rtp = rtp
@@ -261,7 +268,7 @@ class MediaSession:
         t_in = time.monotonic()
         stats = self.stats
         stats["rtp_in"] += 1
-        if addr[0] != self.remote[0]:
+        if addr[0] != self.remote[0] and not (self.symmetric_rtp and not self._latched):
             stats["foreign"] += 1
             return
         header = self._header
@@ -296,6 +303,12 @@ class MediaSession:
                 return
         self._last_seq = seq
         self._last_rtp = t_in
+        if self.symmetric_rtp and not self._latched:
+            self._latched = True
+            if tuple(addr[:2]) != self.remote[:2]:  # a NAT between us: answer where it came from
+                self.log.event("rtp_latched", sdp="%s:%d" % self.remote[:2],
+                               source="%s:%d" % tuple(addr[:2]))
+                self.remote = tuple(addr[:2])
         self._enqueue(("audio", data[start : start + header.payload_length], t_in))
 
     def _accept_ssrc(self, ssrc):
