@@ -45,7 +45,7 @@ _SCHEMA = {
         "local_port": ("int", 5060, (1, 65535)),
         # Our address as others see it; empty: the Wi-Fi address (127.0.0.1 on the simulator).
         "local_ip": ("str", "", 45),
-        "expires": ("int", 600, (30, 86400)),
+        "expires": ("int", 600, (10, 86400)),
     },
     "call": {
         "target": ("uri", "", None),

@@ -87,9 +87,9 @@ def test_device_answers_sipp_and_plays_its_stream_until_sipp_hangs_up(work):
     try:
         uac = sipp(work, "127.0.0.1:%d" % cfg["sip"]["local_port"], "device_uac.xml",
                    media_port=free_udp_port(True),
-                   keys={"service": "kitchen", "caller": "tester", "pt": 0,
+                   keys={"caller": "tester", "pt": 0,
                          "codec": "PCMU/8000", "stream": stream + ",1,0"},
-                   extra=["-d", "2500"])
+                   extra=["-s", "kitchen", "-d", "2500"])
         assert uac.wait(20) == 0, uac.log() + sipp_messages(uac)
         code = dev.wait(15)
     finally:
