@@ -59,9 +59,6 @@ import logging
 import socket
 import time
 
-from voip.dtmf import DtmfReceiver
-from voip.rtp import RtpHeader
-
 from .backends import (
     EV_AGENT_AUDIO,
     EV_AGENT_AUDIO_DONE,
@@ -79,6 +76,7 @@ from .backends import (
     BackendError,
     SessionConfig,
 )
+from .caller_rtp import AUDIO, CallerRtp
 from .calllog import CallLog, LatencyStats
 from .playout import AgentPlayout
 
@@ -86,7 +84,6 @@ FRAME_S = 0.020
 LATE_S = 0.010  # a packet sent this long after its deadline counts as late
 STATIC_PT = {"pcmu": 0, "pcma": 8}
 _BENIGN_ERRORS = ("response_cancel_not_active",)  # a cancel racing the server's own cancel
-_SSRC_SWITCH_PACKETS = 3  # a new SSRC this many packets in a row replaces the old one
 _CHECK_EVERY_TICKS = 50  # RTP timeout check: once a second
 
 
@@ -100,8 +97,6 @@ class MediaSession:
             raise ValueError("codec must be 'pcmu' or 'pcma'")
         self.codec = codec
         self.payload_type = STATIC_PT[codec] if payload_type is None else payload_type
-        self.dtmf_payload_type = dtmf_payload_type
-        self.remote = tuple(remote)
         self.backend = backend
         self.config = config or SessionConfig(codec=codec)
         self.config.codec = codec
@@ -112,8 +107,6 @@ class MediaSession:
         self.max_pending_frames = max_pending_frames
         self.max_catchup_frames = max_catchup_frames
         self.tool_handler = tool_handler
-        self.symmetric_rtp = symmetric_rtp
-        self._latched = False
         self.playout = AgentPlayout(codec, self.payload_type, prebuffer_ms=prebuffer_ms,
                                     max_queue_ms=max_queue_ms, send_silence=send_silence)
         self._rtp = rtp
@@ -132,12 +125,6 @@ class MediaSession:
         self._stopped = False
         self._to_backend = None  # converters for a PCM backend (None: G.711 pass-through)
         self._from_backend = None
-        self._header = RtpHeader()  # reused for every received packet: parsing allocates nothing
-        self._dtmf = DtmfReceiver()
-        self._ssrc = None
-        self._new_ssrc = None
-        self._new_ssrc_count = 0
-        self._last_seq = None
         self._last_rtp = 0.0
         self._active_response = None
         self._cancelled = collections.OrderedDict()  # response ids whose audio is ignored
@@ -145,14 +132,19 @@ class MediaSession:
         self._first_delta_at = None
         self._agent_text = []
         self.stats = {
-            "rtp_in": 0, "forwarded": 0, "malformed": 0, "foreign": 0, "wrong_pt": 0,
-            "wrong_ssrc": 0, "out_of_order": 0, "pending_dropped": 0, "dtmf": 0,
-            "rtp_out": 0, "late_frames": 0, "barge_ins": 0,
-            "in_latency": LatencyStats(), "out_latency": LatencyStats(),
+            "forwarded": 0, "pending_dropped": 0, "rtp_out": 0, "late_frames": 0,
+            "barge_ins": 0, "in_latency": LatencyStats(), "out_latency": LatencyStats(),
             "lateness": LatencyStats(),
         }
+        self.caller = CallerRtp(remote, self.payload_type, dtmf_payload_type, self.stats,
+                                self.log, symmetric=symmetric_rtp)
 
     # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def remote(self):
+        """Where the caller's RTP comes from and ours goes: (host, port)."""
+        return self.caller.remote
 
     @property
     def local_port(self):
@@ -160,7 +152,7 @@ class MediaSession:
 
     def set_remote(self, remote):
         """The caller's RTP address changed (re-INVITE)."""
-        self.remote = tuple(remote)
+        self.caller.remote = tuple(remote)
         self.log.event("remote", remote="%s:%d" % self.remote[:2])
 
     async def start(self):
@@ -266,65 +258,16 @@ class MediaSession:
 
     def _on_rtp(self, data, addr):
         t_in = time.monotonic()
-        stats = self.stats
-        stats["rtp_in"] += 1
-        if addr[0] != self.remote[0] and not (self.symmetric_rtp and not self._latched):
-            stats["foreign"] += 1
+        got = self.caller.receive(data, addr)
+        if got is None:
             return
-        header = self._header
-        try:
-            start = header.unpack_from(data)
-        except ValueError:
-            stats["malformed"] += 1
-            if stats["malformed"] in (1, 10, 100, 1000):
-                self.log.event("malformed_rtp", say="malformed RTP from %s dropped (%d so far)"
-                               % (addr[0], stats["malformed"]), level=logging.WARNING,
-                               count=stats["malformed"])
-            return
-        if header.payload_type == self.dtmf_payload_type:
-            digit = self._dtmf.receive(header.marker, header.timestamp, data, start,
-                                       header.payload_length)
-            if digit is not None:
-                stats["dtmf"] += 1
-                self.log.event("dtmf", say="caller pressed %s" % digit, digit=digit)
-                self._enqueue(("dtmf", digit, t_in))
-            return
-        if header.payload_type != self.payload_type:
-            stats["wrong_pt"] += 1
-            return
-        if not self._accept_ssrc(header.ssrc):
-            stats["wrong_ssrc"] += 1
-            return
-        seq = header.sequence
-        if self._last_seq is not None:
-            step = (seq - self._last_seq) & 0xFFFF
-            if step == 0 or step >= 0x8000:  # duplicate or older than what went out
-                stats["out_of_order"] += 1
-                return
-        self._last_seq = seq
-        self._last_rtp = t_in
-        if self.symmetric_rtp and not self._latched:
-            self._latched = True
-            if tuple(addr[:2]) != self.remote[:2]:  # a NAT between us: answer where it came from
-                self.log.event("rtp_latched", sdp="%s:%d" % self.remote[:2],
-                               source="%s:%d" % tuple(addr[:2]))
-                self.remote = tuple(addr[:2])
-        self._enqueue(("audio", data[start : start + header.payload_length], t_in))
-
-    def _accept_ssrc(self, ssrc):
-        if self._ssrc is None or ssrc == self._ssrc:
-            self._ssrc = ssrc
-            self._new_ssrc_count = 0
-            return True
-        # A new SSRC for several packets in a row: the caller restarted its stream.
-        if ssrc != self._new_ssrc:
-            self._new_ssrc, self._new_ssrc_count = ssrc, 0
-        self._new_ssrc_count += 1
-        if self._new_ssrc_count < _SSRC_SWITCH_PACKETS:
-            return False
-        self.log.event("ssrc_change", old="%08x" % self._ssrc, new="%08x" % ssrc)
-        self._ssrc, self._last_seq, self._new_ssrc_count = ssrc, None, 0
-        return True
+        kind, value = got
+        if kind == AUDIO:
+            self._last_rtp = t_in
+            self._enqueue(("audio", value, t_in))
+        else:
+            self.log.event("dtmf", say="caller pressed %s" % value, digit=value)
+            self._enqueue(("dtmf", value, t_in))
 
     def _enqueue(self, entry):
         if not self._running:
