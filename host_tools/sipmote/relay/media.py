@@ -111,7 +111,9 @@ class MediaSession:
                                     max_queue_ms=max_queue_ms, send_silence=send_silence)
         self._rtp = rtp
         self._sock = None
+        self._port = None
         self._transport = None
+        self._releasing = None
         self._loop = None
         self.ended = None
         self._timer = None
@@ -130,7 +132,6 @@ class MediaSession:
         self._cancelled = collections.OrderedDict()  # response ids whose audio is ignored
         self._speech_stopped_at = None
         self._first_delta_at = None
-        self._agent_text = []
         self.stats = {
             "forwarded": 0, "pending_dropped": 0, "rtp_out": 0, "late_frames": 0,
             "barge_ins": 0, "in_latency": LatencyStats(), "out_latency": LatencyStats(),
@@ -148,7 +149,8 @@ class MediaSession:
 
     @property
     def local_port(self):
-        return self._sock.getsockname()[1] if self._sock is not None else None
+        """The local RTP port (for the SDP answer); still readable after the session ended."""
+        return self._port
 
     def set_remote(self, remote):
         """The caller's RTP address changed (re-INVITE)."""
@@ -161,6 +163,7 @@ class MediaSession:
         self._loop = asyncio.get_running_loop()
         self.ended = self._loop.create_future()
         self._sock = self._open_socket(self._rtp)
+        self._port = self._sock.getsockname()[1]
         self.backend.on_event = self._on_backend_event
         t0 = time.monotonic()
         try:
@@ -197,6 +200,9 @@ class MediaSession:
 
     async def stop(self, reason="hangup"):
         """End the call's media; idempotent. Resolves `ended` with reason if still pending."""
+        if self._releasing is not None:  # ending by itself already: wait until it is done
+            await asyncio.shield(self._releasing)
+            return
         if self._stopped:
             return
         self._running = False
@@ -206,9 +212,7 @@ class MediaSession:
         """The session ends by itself (backend gone, caller silent): stop and tell the SIP side."""
         if self._running:
             self._running = False
-            task = asyncio.get_running_loop().create_task(self._release(reason))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._releasing = asyncio.get_running_loop().create_task(self._release(reason))
 
     async def _release(self, reason):
         if self._stopped:
