@@ -50,8 +50,11 @@ def add_arguments(parser):
     )
     parser.add_argument("--control-port", type=int, default=0, metavar="N",
                         help="UDP control port on 127.0.0.1")
-    parser.add_argument("--heapsize", default="256K",
-                        help="MicroPython GC heap (default 256K: an ESP32 without PSRAM)")
+    parser.add_argument(
+        "--heapsize", default="1M",
+        help="MicroPython GC heap (default 1M: the unix port is 64-bit and compiles the .py "
+        "sources at import; with --mpy less will do)",
+    )
     parser.add_argument("--mpy", action="store_true", help="run precompiled .mpy firmware")
     parser.add_argument("--boards", default=BOARDS, metavar="DIR", help="board profiles")
     parser.add_argument("--micropython", metavar="PATH", help="the unix-port binary")
@@ -138,7 +141,7 @@ class SimDevice:
 
     def __init__(self, config, mic=None, tone=None, mic_loop=False, speaker=None, call=None,
                  duration=0, exit_after_call=False, exit_on_register_failure=False,
-                 control_port=0, heapsize="256K", mpy=False, boards=BOARDS,
+                 control_port=0, heapsize="1M", mpy=False, boards=BOARDS,
                  micropython=None, echo=False):
         self.config = config
         self.control_port = control_port

@@ -56,6 +56,8 @@ class Phone:
         self.cfg = cfg
         self.board = board
         self.options = options or {}
+        if cfg["call"]["auto_call"]:
+            self.options.setdefault("call_pending", True)  # call the target once SIP is up
         kind, driver, active_low = board.led_driver()
         self.led = StatusLed(kind, driver, active_low)
         w = cfg["wifi"]

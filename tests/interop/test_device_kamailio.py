@@ -9,14 +9,9 @@
 import os
 import signal
 import subprocess
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "lib"))
-
-from simdevice import (  # noqa: E402
+from simdevice import (
     Kamailio,
     device_config,
     free_udp_port,
@@ -33,7 +28,7 @@ from simdevice import (  # noqa: E402
     write_wav,
 )
 
-from sipmote.sim import SimDevice  # noqa: E402
+from sipmote.sim import SimDevice
 
 pytestmark = pytest.mark.interop
 

@@ -1,5 +1,5 @@
-# System tests: the real firmware on the MicroPython unix port (sipmote sim), calling and
-# called by SIPp on 127.0.0.1, with WAV files as its microphone and speaker.
+# The simulated device (the real firmware on the MicroPython unix port, sipmote sim) calling
+# and called by SIPp straight, on 127.0.0.1, with WAV files as its microphone and speaker.
 import os
 
 import pytest
@@ -127,9 +127,9 @@ def test_invite_from_a_host_that_is_not_allowed_gets_no_answer(work):
 def test_no_rtp_from_the_far_end_hangs_up(work):
     uas_port = free_udp_port()
     uas = sipp(work, None, "device_uas.xml", port=uas_port, media_port=free_udp_port(True))
-    dev, cfg = start_device(
-        work, {"call": {"target": "sip:silent@127.0.0.1:%d" % uas_port, "no_rtp_hangup_s": 2}},
-        call="", exit_after_call=True)
+    dev, cfg = start_device(  # call.auto_call: the boot option places the call
+        work, {"call": {"target": "sip:silent@127.0.0.1:%d" % uas_port, "no_rtp_hangup_s": 2,
+                        "auto_call": True}}, exit_after_call=True)
     try:
         code = dev.wait(20)
         assert uas.wait(10) == 0, uas.log()
@@ -176,13 +176,3 @@ def test_the_button_places_and_ends_the_call(work):
     finally:
         dev.close()
         uas.stop()
-
-
-def test_a_broken_config_exits_2_naming_the_key(tmp_path):
-    require_micropython()
-    path = str(tmp_path / "bad.json")
-    device_config(path, sip={"port": 99999})
-    dev = SimDevice(path, heapsize="1M").start()
-    assert dev.wait(15) == 2
-    assert "config error: sip.port must be an integer 1..65535" in dev.log()
-    assert dev.result["exit"] == 2
