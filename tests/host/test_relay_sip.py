@@ -415,3 +415,28 @@ def test_reinvite_moves_the_media_and_keeps_the_call(tmp_path):
         await rt.wait_idle()
 
     run(body, tmp_path)
+
+
+def test_ack_of_401_on_a_fresh_branch_stops_its_retransmission(tmp_path):
+    """SIPp ACKs a 401 on a new branch (RFC 3261 wants the INVITE's): the relay must still
+    take it as the ACK, or it resends the 401 for 32 s and SIPp's dialog state goes astray."""
+
+    async def body(rt, c):
+        c.send(c.request("INVITE", body=offer(c.rtp_port)))
+        challenge = await c.recv()
+        assert challenge.status == 401
+        c.ack(challenge)  # Client.request always puts a new branch in the Via
+        await c.expect_nothing(1.2)  # T1 = 500 ms: a 401 would have come again by now
+
+    run(body, tmp_path)
+
+
+def test_every_response_to_one_attempt_has_one_to_tag(tmp_path):
+    async def body(rt, c):
+        resp = await c.invite()
+        assert resp.status == 200
+        first_401_tag = rt.relay.local_tag_for(parse(c.request("INVITE")))
+        assert resp.to_tag == first_401_tag
+        c.ack(resp)
+
+    run(body, tmp_path)

@@ -243,7 +243,10 @@ class Relay:
                 continue
             try:
                 if (resp.call_id, resp.from_tag, resp.to_tag, resp.cseq[0]) == key:
-                    layer._server_ack(tx, ack, source, self.endpoint.now_ms())
+                    # no public hook for this in TransactionLayer (yet): its own ACK handler
+                    server_ack = getattr(layer, "_server_ack", None)
+                    if server_ack is not None:
+                        server_ack(tx, ack, source, self.endpoint.now_ms())
                     return
             except SipError:
                 continue
