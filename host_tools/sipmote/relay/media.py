@@ -55,6 +55,7 @@ more than LATE_S after their deadline.
 
 import asyncio
 import collections
+import json
 import logging
 import socket
 import time
@@ -351,10 +352,10 @@ class MediaSession:
                 self._active_response = None
             self.log.event("response_done", response_id=ev.response_id, status=ev.text)
         elif kind == EV_CALLER_TRANSCRIPT:
-            self.log.event("caller_transcript", say="caller: %s" % ev.text.strip(),
+            self.log.event("caller_transcript", say="caller: %s" % (ev.text or "").strip(),
                            item_id=ev.item_id, text=ev.text)
         elif kind == EV_AGENT_TRANSCRIPT:
-            self.log.event("agent_transcript", say="agent: %s" % ev.text.strip(),
+            self.log.event("agent_transcript", say="agent: %s" % (ev.text or "").strip(),
                            item_id=ev.item_id, text=ev.text)
         elif kind == EV_AGENT_TRANSCRIPT_DELTA:
             pass  # the whole sentence is logged when it is done
@@ -394,11 +395,11 @@ class MediaSession:
     async def _run_tool(self, call_id, name, arguments):
         try:
             if self.tool_handler is None:
-                output = '{"error": "tool %s is not available on this relay"}' % name
+                output = json.dumps({"error": "tool %s is not available on this relay" % name})
             else:
                 output = await self.tool_handler(name, arguments)
         except Exception as e:
-            output = '{"error": "%s"}' % type(e).__name__
+            output = json.dumps({"error": type(e).__name__})
         self.log.event("tool_call", say="tool %s(%s)" % (name, (arguments or "")[:80]),
                        tool=name, call_id=call_id)
         self._enqueue(("tool_result", (call_id, output), time.monotonic()))
