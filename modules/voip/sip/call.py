@@ -64,7 +64,6 @@ class Call:
         self.invite = None  # the initial INVITE (sent or received)
         self.invite_tx = None
         self.ack_data = {}  # INVITE CSeq -> our ACK of its 2xx (bytes), to re-ACK
-        self.ringing_sent = False
         self.cancel_wanted = False
         self.cancel_sent = False
         self.provisional = False  # any 1xx: a CANCEL may go (9.1)
@@ -254,8 +253,8 @@ class Call:
                 return
             old = self.invite
             req = Request("INVITE", old.uri, [(n, v) for n, v in old.headers if n != "Via"])
-            req.remove("Authorization")
-            req.remove("Proxy-Authorization")
+            # Replace only the credentials asked for: a proxy's and the callee's both stay.
+            req.remove(auth[0])
             req.set("CSeq", "%d INVITE" % (old.cseq[0] + 1))
             req.add(auth[0], auth[1])
             req.body = old.body
