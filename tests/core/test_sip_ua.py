@@ -540,3 +540,33 @@ def test_many_calls_leave_nothing_behind():
             mem.append(gc.mem_alloc())
     if mem:
         assert mem[-1] - mem[3] < 2048, mem  # steady state: no growth call after call
+
+
+def test_proxy_then_callee_challenge_keeps_both_credentials():
+    proxy_digest, callee_digest = DigestServer("proxy.test"), DigestServer("callee.test")
+    seen = []
+
+    def responder(data, src, now):
+        req = parse(data)
+        if req.method != "INVITE":
+            return []
+        seen.append(req)
+        for digest, status, header in ((proxy_digest, 407, "Proxy-"), (callee_digest, 401, "")):
+            auth = req.get(header + "Authorization")
+            if not (auth and digest.verify("INVITE", auth, lambda u: "pw", now)[0]):
+                resp = response_for(req, status, to_tag="x")
+                for value in digest.challenge(now):
+                    resp.add("Proxy-Authenticate" if header else "WWW-Authenticate", value)
+                return [(resp.serialize(), src)]
+        resp = response_for(req, 200, to_tag="ok")
+        resp.add("Contact", "<sip:agent@127.0.0.1:5060>")
+        return [(resp.serialize(), src)]
+
+    net = Network()
+    net.add(PBX, responder)
+    a = net.add(A, ua(A, password="pw"))
+    a.call("sip:agent@127.0.0.1:5060", OFFER, 0)
+    net.settle()
+    assert [e.kind for e in net.take(A)] == ["answered"]
+    assert [(r.get("Proxy-Authorization") is not None, r.get("Authorization") is not None)
+            for r in seen] == [(False, False), (True, False), (True, True)]
