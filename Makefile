@@ -43,5 +43,28 @@ lint: venv
 bench: venv
 	host_tools/netns-run $(BIN)/python tests/bench/run.py
 
+# Firmware and deployment (docs/flashing.md). BOARD is a folder of boards/, ARCH one of
+# xtensawin (ESP32, S3), rv32imc (C3, C6), x64 (unix port); PORT defaults to the one board
+# plugged in. The logic is in host_tools/sipmote/firmware and sipmote/device.
+need = @test -n "$($(1))" || { echo "make $@ needs $(1)=$(2)"; exit 2; }
+
+firmware: venv
+	$(call need,BOARD,<name> (atom_echo esp32_devkit esp32s3_devkitc))
+	$(BIN)/python -m sipmote.firmware firmware --board $(BOARD) $(if $(MICROPY_DIR),--micropython $(MICROPY_DIR))
+
+bundle: venv
+	$(call need,ARCH,xtensawin|rv32imc|x64)
+	$(BIN)/python -m sipmote.firmware bundle --arch $(ARCH)
+
+romfs: venv
+	$(call need,BOARD,<name> (atom_echo esp32_devkit esp32s3_devkitc))
+	$(BIN)/python -m sipmote.firmware romfs --board $(BOARD)
+
+deploy: venv
+	$(BIN)/sipmote device deploy $(if $(PORT),--port $(PORT)) $(if $(BOARD),--board $(BOARD)) $(DEPLOY_ARGS)
+
+flash: venv
+	$(BIN)/sipmote device flash $(if $(PORT),--port $(PORT)) $(if $(FIRMWARE),--firmware $(FIRMWARE)) $(if $(BOARD),--board $(BOARD)) $(if $(CHIP),--chip $(CHIP))
+
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .mypy_cache
