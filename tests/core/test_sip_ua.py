@@ -548,6 +548,15 @@ def test_proxy_then_callee_challenge_keeps_both_credentials():
 
     def responder(data, src, now):
         req = parse(data)
+        if req.method == "BYE":
+            seen.append(req)
+            auth = req.get("Proxy-Authorization")
+            if auth and proxy_digest.verify("BYE", auth, lambda u: "pw", now)[0]:
+                return [(response_for(req, 200).serialize(), src)]
+            resp = response_for(req, 407)
+            for value in proxy_digest.challenge(now):
+                resp.add("Proxy-Authenticate", value)
+            return [(resp.serialize(), src)]
         if req.method != "INVITE":
             return []
         seen.append(req)
@@ -565,8 +574,16 @@ def test_proxy_then_callee_challenge_keeps_both_credentials():
     net = Network()
     net.add(PBX, responder)
     a = net.add(A, ua(A, password="pw"))
-    a.call("sip:agent@127.0.0.1:5060", OFFER, 0)
+    call_id = a.call("sip:agent@127.0.0.1:5060", OFFER, 0)
     net.settle()
     assert [e.kind for e in net.take(A)] == ["answered"]
     assert [(r.get("Proxy-Authorization") is not None, r.get("Authorization") is not None)
             for r in seen] == [(False, False), (True, False), (True, True)]
+    # The proxy counts nonce uses: the third INVITE reused its nonce with the next count.
+    assert "nc=00000002" in seen[2].get("Proxy-Authorization")
+    # A PBX that challenges the BYE too gets it again with credentials.
+    a.hangup(call_id, net.now)
+    net.settle()
+    byes = [r for r in seen if r.method == "BYE"]
+    assert len(byes) == 2 and byes[1].get("Proxy-Authorization") is not None
+    assert byes[1].cseq[0] == byes[0].cseq[0] + 1

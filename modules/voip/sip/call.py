@@ -78,6 +78,7 @@ class Call:
         self.offer_until = None
         self.linger_until = None
         self.auth_count = 0
+        self.challenges = {}  # credentials header name -> [challenge, nonce count]
 
     def __repr__(self):
         return "<Call %s %s>" % (self.call_id, self.state)
@@ -174,29 +175,41 @@ class Call:
         tx.context = handler
         return tx
 
-    def _send_in_dialog(self, method, body, now, auth=None):
+    def _send_in_dialog(self, method, body, now, authorize=False):
         req = self.dialog.request(method, body, "application/sdp" if body else None)
         self.ua.decorate(req)
-        if auth is not None:
-            req.add(auth[0], auth[1])
+        if authorize:
+            self._authorize(req)
         return req, self._send(req, now, self._on_bye if method == "BYE" else self._on_reinvite)
 
-    def _credentials(self, resp, req):
-        # One fresh challenge per request (a second means wrong credentials) plus stale ones.
+    def _challenged(self, resp, req):
+        """Keep the challenge of a 401/407 to `req`; False when answering it makes no sense.
+
+        One fresh challenge per realm (a second means wrong credentials) plus stale ones. The
+        challenges are kept (a proxy's and the callee's) so that every retry carries all the
+        credentials, each with its next nonce count."""
         picked = pick_challenge(resp)
         if picked is None or self.auth_count >= _MAX_AUTH:
-            return None
+            return False
         name, challenge = picked
         if req.get(name) is not None and not is_stale(challenge):
-            return None
+            return False
         self.auth_count += 1
-        try:
-            value = authorization(
-                challenge, req.method, req.uri, self.ua.auth_user, self.ua.password
-            )
-        except (SipError, ValueError, KeyError):
-            return None
-        return (name, value)
+        self.challenges[name] = [challenge, 0]
+        return True
+
+    def _authorize(self, req):
+        ua = self.ua
+        for name in list(self.challenges):
+            entry = self.challenges[name]
+            entry[1] += 1
+            try:
+                value = authorization(entry[0], req.method, req.uri, ua.auth_user, ua.password,
+                                      nc=entry[1])
+            except (SipError, ValueError, KeyError):
+                continue
+            req.remove(name)
+            req.add(name, value)
 
     # -- outgoing call (UAC) -----------------------------------------------------------------
 
@@ -247,16 +260,13 @@ class Call:
         elif status < 300:
             self._on_2xx(resp, now)
         elif (status == 401 or status == 407) and self.state != ENDING:
-            auth = self._credentials(resp, self.invite)
-            if auth is None:
+            if not self._challenged(resp, self.invite):
                 self._finish("call_failed", status, resp.reason, now)
                 return
             old = self.invite
             req = Request("INVITE", old.uri, [(n, v) for n, v in old.headers if n != "Via"])
-            # Replace only the credentials asked for: a proxy's and the callee's both stay.
-            req.remove(auth[0])
             req.set("CSeq", "%d INVITE" % (old.cseq[0] + 1))
-            req.add(auth[0], auth[1])
+            self._authorize(req)
             req.body = old.body
             self._send_invite(req, now)
         elif self.cancel_wanted:
@@ -424,9 +434,8 @@ class Call:
     def _on_bye(self, ev):
         if ev.kind == "response" and ev.response.status in (401, 407):
             req = ev.transaction.request
-            auth = self._credentials(ev.response, req)
-            if auth is not None:
-                self._send_in_dialog("BYE", b"", ev.now_ms, auth)
+            if self._challenged(ev.response, req):
+                self._send_in_dialog("BYE", b"", ev.now_ms, True)
 
     def on_reinvite(self, req, tx, now):
         if self.state == ENDING:
@@ -510,11 +519,10 @@ class Call:
             self.remote_sdp = resp.body or self.remote_sdp
             self.ua._emit("media_updated", self, status=status, remote_sdp=resp.body or None)
         elif status in (401, 407):
-            auth = self._credentials(resp, req)
-            if auth is None:
+            if not self._challenged(resp, req):
                 self.ua._emit("media_update_failed", self, status=status, reason=resp.reason)
                 return
-            req2, tx = self._send_in_dialog("INVITE", self.reinvite_sdp, now, auth)
+            req2, tx = self._send_in_dialog("INVITE", self.reinvite_sdp, now, True)
             if tx is not None:
                 self.reinvite = (req2, tx)
         elif status == 491:
