@@ -22,7 +22,13 @@ import sys
 import time
 
 from ..firmware import FirmwareError
-from ..firmware.boards import board_info, board_names, flash_offset
+from ..firmware.boards import (
+    DEFAULT_FLASH_BAUD,
+    FLASH_BAUD,
+    board_info,
+    board_names,
+    flash_offset,
+)
 from . import DeviceError, config_edit
 from .ports import describe, find_port, usb_ports
 from .remote import Remote, mpremote_command
@@ -45,7 +51,7 @@ def add_arguments(parser):
     p.add_argument("--chip", help="esp32, esp32s3, esp32c3, ... (default: from board/image)")
     p.add_argument("--firmware", help="image (default build/firmware/BOARD/firmware.bin)")
     p.add_argument("--erase", action="store_true", help="erase the whole flash first")
-    p.add_argument("--baud", type=int, default=460800)
+    p.add_argument("--baud", type=int, help="esptool speed (default 460800; Atom: 115200)")
     p.add_argument("--dry-run", action="store_true", help="print the esptool commands only")
     p = sub.add_parser("deploy", help="copy the app (bundle or ROMFS), profile and config")
     _port_args(p)
@@ -107,10 +113,11 @@ def esptool_command(*args):
     return [sys.executable, "-m", "esptool", *args]
 
 
-def flash_commands(port, firmware, chip=None, board=None, baud=460800, erase=False):
+def flash_commands(port, firmware, chip=None, board=None, baud=None, erase=False):
     """The esptool command lines that write `firmware` (checked: chip, offset)."""
     if board and not chip:
         chip = board_info(board)["chip"]
+    baud = baud or FLASH_BAUD.get(board, DEFAULT_FLASH_BAUD)
     if not os.path.isfile(firmware):
         raise DeviceError("no firmware image %s: build one with  make firmware BOARD=<board>  "
                           "or use MicroPython's own for the chip (micropython.org/download) and "

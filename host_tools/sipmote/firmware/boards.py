@@ -37,6 +37,11 @@ BOOTLOADER_OFFSET = {
     "esp32p4": 0x2000,
 }
 
+# esptool's speed when a board's USB serial bridge cannot take the usual 460800 baud: the
+# M5Stack Atom's times out ("Timed out waiting for packet header") above 115200.
+FLASH_BAUD = {"atom_echo": 115200}
+DEFAULT_FLASH_BAUD = 460800
+
 # The chip id an ESP-IDF image header carries (esp_image_header_t.chip_id).
 IMAGE_CHIP_ID = {0: "esp32", 2: "esp32s2", 9: "esp32s3", 5: "esp32c3", 12: "esp32c2",
                  13: "esp32c6", 16: "esp32h2", 18: "esp32p4", 23: "esp32c5"}
