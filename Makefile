@@ -14,6 +14,8 @@ help:
 	@echo "make test    set up and run the whole test suite (CPython + MicroPython unix port)"
 	@echo "make lint    ruff"
 	@echo "make bench   benchmark figures (ratios against references measured in the same run)"
+	@echo "make firmware|flash|deploy BOARD=...  put sipmote on a board (docs/flashing.md)"
+	@echo "make bundle ARCH=xtensawin|rv32imc|x64, make romfs BOARD=...  .mpy bundles, ROMFS"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -28,7 +28,9 @@ def board_exec(board, code):
 
 
 @pytest.fixture
-def board(tmp_path):
+def board(tmp_path, monkeypatch):
+    # deploy builds its bundle under build/; here, under this test's own directory
+    monkeypatch.setattr("sipmote.firmware.bundle.BUILD", str(tmp_path / "build"))
     with UnixBoard(tmp_path / "board") as b:
         yield b
 
@@ -129,3 +131,13 @@ def test_mode_and_arch_choices():
     old = dict(stock, mpy=6 | 2 << 8 | 10 << 10, version=[1, 22, 2])
     with pytest.raises(DeviceError, match="MicroPython 1.22.2 loads .mpy v6.2"):
         check_arch(old, "xtensawin", "6.3")
+
+
+def test_deploy_no_code_writes_profile_and_config_only(board, capsys):
+    # what deploy does on the sipmote firmware, where the app is frozen
+    assert device(board, "deploy", "--no-code", "--board", "unix_sim", "--no-reset") == 0
+    assert "the app is frozen in this firmware" in capsys.readouterr().out
+    assert os.path.isfile(os.path.join(board.root, "boards", "unix_sim", "profile.json"))
+    assert os.path.isfile(os.path.join(board.root, "config.json"))
+    assert not os.path.exists(os.path.join(board.root, "lib", "voip"))
+    assert not os.path.exists(os.path.join(board.root, "main.py"))

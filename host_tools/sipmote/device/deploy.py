@@ -37,7 +37,7 @@ def _rm(p):
         os.remove(p)
 for p in OLD:
     _rm(R + p)
-for p in ("lib", "boards"):
+for p in DIRS:
     try:
         os.mkdir(R + p)
     except OSError:
@@ -96,32 +96,48 @@ def _config_step(remote, info, board, out, tmp):
     return [["fs", "cp", path, remote.path("config.json")]]
 
 
+def bundle_files(bundle_dir, boards):
+    """(path in the bundle, path on the board) of what a files deploy copies, in order."""
+    files = []
+    lib = os.path.join(bundle_dir, "lib")
+    for dirpath, dirnames, names in os.walk(lib):
+        dirnames.sort()
+        for name in sorted(names):
+            rel = os.path.relpath(os.path.join(dirpath, name), bundle_dir)
+            files.append((rel, rel))
+    files.append(("MANIFEST.json", "lib/sipmote.json"))
+    for b in boards:
+        rel = "boards/%s/profile.json" % b
+        files.append((rel, rel))
+    return [(src.replace(os.sep, "/"), dst.replace(os.sep, "/")) for src, dst in files]
+
+
 def file_steps(remote, bundle_dir, board, info, tmp):
-    """The mpremote steps of a files deploy, and lines to print after it."""
+    """The mpremote steps of a files deploy (one `fs cp` a file, so mpremote names each as
+    it goes), and lines to print after it."""
     notes = []
     boards = [board] if board else sorted(os.listdir(os.path.join(bundle_dir, "boards")))
+    files = bundle_files(bundle_dir, boards)
     old = ["lib/voip", "lib/phone", "lib/sipmote_start.mpy", "lib/sipmote.json"]
     old += ["boards/" + b for b in boards]
-    steps = [["exec", snippet(PREPARE, R=remote.root, OLD=old)]]
-    lib = os.path.join(bundle_dir, "lib")
-    for name in sorted(os.listdir(lib)):
-        full = os.path.join(lib, name)
-        if os.path.isdir(full):
-            steps.append(["fs", "cp", "-r", full, remote.path("lib")])
-        else:
-            steps.append(["fs", "cp", full, remote.path("lib/" + name)])
-    steps.append(["fs", "cp", os.path.join(bundle_dir, "MANIFEST.json"),
-                  remote.path("lib/sipmote.json")])
-    for b in boards:
-        steps.append(["fs", "cp", "-r", os.path.join(bundle_dir, "boards", b),
-                      remote.path("boards")])
+    dirs = []
+    for _src, dst in files:
+        parts = dst.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            d = "/".join(parts[:i])
+            if d not in dirs:
+                dirs.append(d)
+    steps = [["exec", snippet(PREPARE, R=remote.root, OLD=old, DIRS=dirs)]]
+    for src, dst in files:
+        steps.append(["fs", "cp", os.path.join(bundle_dir, src), remote.path(dst)])
     if info.get("main") is None:
         steps.append(["fs", "cp", os.path.join(bundle_dir, "main.py"), remote.path("main.py")])
         notes.append("wrote main.py: the phone starts at boot")
     elif info.get("main") == "other":
         notes.append("kept your main.py: call sipmote_start.run() from it to boot the phone")
     steps += _config_step(remote, info, board, notes, tmp)
-    return steps, notes
+    size = sum(os.path.getsize(os.path.join(bundle_dir, src)) for src, _dst in files)
+    return steps, notes, (len(files), size)
 
 
 def profile_steps(remote, board, info, tmp):
@@ -129,8 +145,10 @@ def profile_steps(remote, board, info, tmp):
         raise DeviceError("which board is this? pass --board (its profile goes to /boards)")
     src = os.path.join(board_info(board)["dir"], "profile.json")
     notes = ["the app is frozen in this firmware: wrote the %s profile" % board]
-    steps = [["exec", snippet(PREPARE, R=remote.root, OLD=["boards/" + board])],
-             ["fs", "cp", "-r", os.path.dirname(src), remote.path("boards")]]
+    rel = "boards/%s/profile.json" % board
+    steps = [["exec", snippet(PREPARE, R=remote.root, OLD=["boards/" + board],
+                              DIRS=["boards", "boards/" + board])],
+             ["fs", "cp", src, remote.path(rel)]]
     return steps + _config_step(remote, info, board, notes, tmp), notes
 
 
@@ -171,8 +189,9 @@ def deploy(remote, board=None, mode=None, mip=True, reset=True, build_root=None,
             except FirmwareError as e:
                 raise DeviceError(str(e)) from None
             if mode == "files":
-                steps, notes = file_steps(remote, bundle, board, info, tmp)
-                say("copying the bundle to %s (mpremote names each file)" % remote.port)
+                steps, notes, (count, size) = file_steps(remote, bundle, board, info, tmp)
+                say("copying %d files (%d KB) to %s" % (count, (size + 1023) // 1024,
+                                                         remote.port))
                 remote.run(remote.chain(*steps), capture=False, timeout=900)
                 if mip:
                     notes += install_requires(remote, bundle, say)
@@ -218,7 +237,12 @@ def deploy_romfs(remote, bundle_dir, board, info, tmp, say):
         remote.set_flag("noautostart", True)
         remote.run(remote.chain(["reset"]), timeout=30)
         info = wait_for_board(remote)
-    remote.run(remote.chain(["romfs", "deploy", image]), capture=False, timeout=900)
+    try:
+        remote.run(remote.chain(["romfs", "deploy", image]), capture=False, timeout=900)
+    except DeviceError as e:
+        raise DeviceError("%s\nThe phone stays off (/noautostart) until a ROMFS deploy "
+                          "succeeds; `sipmote device autostart on` lets it start anyway" % e
+                          ) from None
     notes = []
     steps = _config_step(remote, info, board, notes, tmp)
     if steps:

@@ -135,13 +135,31 @@ def build_bundle(arch, out_root=None, binary=None, quiet=False):
     with open(os.path.join(tmp, "MANIFEST.json"), "w") as f:
         json.dump(manifest_json, f, indent=1, sort_keys=True)
         f.write("\n")
-    shutil.rmtree(out, ignore_errors=True)
-    os.replace(tmp, out)
+    _swap_in(tmp, out)
     if not quiet:
         size = sum(e["size"] for e in files if e["path"].startswith("lib/"))
         print("bundle %s: %d modules, %d bytes of .mpy (%s)" % (
             out, len(sources), size, info["banner"]))
     return out
+
+
+def _swap_in(tmp, out):
+    """Put the finished bundle `tmp` at `out`: the old one is renamed away before it is
+    deleted, so `out` is never a half-deleted tree; if another build put a bundle there in
+    between (same sources, same result), keep that one."""
+    old = None
+    if os.path.exists(out):
+        old = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(out))
+        try:
+            os.replace(out, os.path.join(old, "bundle"))
+        except OSError:
+            pass
+    try:
+        os.replace(tmp, out)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_manifest(bundle_dir):
