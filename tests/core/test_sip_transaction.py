@@ -256,6 +256,23 @@ def test_server_invite_non2xx_timer_g_until_ack_then_timer_i():
     assert len(layer) == 0
 
 
+def test_server_invite_non2xx_ack_on_a_new_branch_stops_timer_g():
+    # SIPp ACKs a 401 on a fresh branch; matched by Call-ID, tags and CSeq (RFC 3261 17.2.3),
+    # it must confirm the transaction rather than leave our 401 retransmitting for 32 s.
+    layer = TransactionLayer()
+    layer.receive(request_bytes(branch="z9hG4bKold"), PEER, 0)
+    ev = layer.events()[0]
+    tx = ev.transaction
+    layer.respond(tx, response_for(ev.request, 401, to_tag="b"), 10)
+    layer.outgoing()
+    layer.receive(request_bytes("ACK", branch="z9hG4bKnew", to_tag="b"), PEER, 100)
+    assert layer.events() == [] and tx.state == CONFIRMED
+    assert send_times(layer, 5000, start=110) == []
+    # An ACK with another To tag is not this transaction's: it goes to the TU.
+    layer.receive(request_bytes("ACK", branch="z9hG4bKx", to_tag="other"), PEER, 200)
+    assert kinds(layer.events()) == ["request"]
+
+
 def test_server_invite_timer_h_without_ack():
     layer = TransactionLayer()
     layer.receive(request_bytes(branch="z9hG4bKh"), PEER, 0)

@@ -189,12 +189,10 @@ class Relay:
 
     def on_request(self, ev):
         req, tx, source = ev.request, ev.transaction, ev.source
-        if tx is None:  # the ACK of a 2xx (or a non-2xx ACK with a branch of its own)
+        if tx is None:  # the ACK of a 2xx (non-2xx ACKs, even on a new branch, stay in the layer)
             call = self._call_in_dialog(req)
             if call is not None:
                 call.on_ack(req)
-            else:
-                self._absorb_stray_ack(req, source)
             return
         problem = validate_request(req, accept=("application/sdp",))
         if problem is not None and req.method != "INFO":
@@ -224,32 +222,6 @@ class Relay:
             resp = response_for(req, 405, to_tag=new_tag())
             resp.add("Allow", ALLOW)
             self.endpoint.respond(tx, resp)
-
-    def _absorb_stray_ack(self, ack, source):
-        """RFC 3261 17.1.1.3 wants the ACK of a 3xx-6xx on the INVITE's branch; SIPp sends it
-        on a fresh one, so the transaction layer cannot match it and would resend our 401
-        for 32 s. Match it the RFC 2543 way (Call-ID, From tag, CSeq number, our To tag) and
-        let the INVITE transaction see it."""
-        try:
-            key = (ack.call_id, ack.from_tag, ack.to_tag, ack.cseq[0])
-        except SipError:
-            return
-        layer = self.endpoint.layer
-        for tx in layer.transactions():
-            if tx.is_client or tx.method != "INVITE" or tx.last_response is None:
-                continue
-            resp = tx.last_response
-            if resp.status < 300:
-                continue
-            try:
-                if (resp.call_id, resp.from_tag, resp.to_tag, resp.cseq[0]) == key:
-                    # no public hook for this in TransactionLayer (yet): its own ACK handler
-                    server_ack = getattr(layer, "_server_ack", None)
-                    if server_ack is not None:
-                        server_ack(tx, ack, source, self.endpoint.now_ms())
-                    return
-            except SipError:
-                continue
 
     def on_stray_response(self, ev):
         call = self.calls.get(ev.response.call_id)

@@ -394,6 +394,10 @@ class TransactionLayer:
                 self._server_retransmission(tx)
             return
         if method == "ACK":
+            tx = self._match_stray_ack(req)
+            if tx is not None:
+                self._server_ack(tx, req, source, now_ms)
+                return
             # The ACK of a 2xx is its own transaction: hand it to the TU.
             self._events.append(TransactionEvent("request", None, req, source, now_ms))
             return
@@ -414,6 +418,30 @@ class TransactionLayer:
             ikey = key[:-1] + ("INVITE",)
             ev.cancel_target = self._server.get(ikey)
         self._events.append(ev)
+
+    def _match_stray_ack(self, ack):
+        """The INVITE server transaction a non-2xx ACK on a new branch belongs to, or None.
+
+        RFC 3261 17.1.1.3 says the ACK for a non-2xx reuses the INVITE's branch, but SIPp (and
+        some RFC 2543-era phones) send it on a fresh one; unmatched, our 401/486 would be resent
+        for 64*T1. Match such an ACK the RFC 2543 way (17.2.3): Call-ID, From tag, To tag (ours,
+        from the final response) and CSeq number. The table is bounded, so is the scan."""
+        try:
+            key = (ack.call_id, ack.from_tag, ack.to_tag, ack.cseq[0])
+        except (SipError, IndexError, ValueError, TypeError):
+            return None
+        if key[2] is None:
+            return None
+        for tx in self._server.values():
+            resp = tx.last_response
+            if tx.method != "INVITE" or resp is None or resp.status < 300:
+                continue
+            try:
+                if (resp.call_id, resp.from_tag, resp.to_tag, resp.cseq[0]) == key:
+                    return tx
+            except (SipError, IndexError, ValueError, TypeError):
+                continue
+        return None
 
     def _server_retransmission(self, tx):
         # 17.2.1 / 17.2.2: a retransmitted request gets the last response again, if any.
