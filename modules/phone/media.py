@@ -129,6 +129,7 @@ class MediaSession:
         self.rx_other_pt = 0
         self.ssrc_changes = 0
         self.frames = 0
+        self.turns = 0  # half duplex: times the bus changed direction
         self.cpu_us = 0  # audio processing time of the frames since the last fold
         self.cpu_ms = 0
         self.cpu_max_us = 0
@@ -292,9 +293,11 @@ class MediaSession:
         if port.talking and self.guard.active:
             port.close_mic()
             port.open_speaker()
+            self.turns += 1
         elif not port.talking and not self.guard.active:
             port.close_speaker()
             port.open_mic()
+            self.turns += 1
 
     async def run(self):
         import asyncio
@@ -332,6 +335,7 @@ class MediaSession:
             "mic_peak": self.uplink.peak,
             "far_level": self.downlink.level,
             "frames": self.frames,
+            "turns": self.turns,
             "cpu_us_per_frame": (self.cpu_ms * 1000 + self.cpu_us) // frames,
             "cpu_max_us": self.cpu_max_us,
         }

@@ -176,3 +176,30 @@ def test_the_button_places_and_ends_the_call(work):
     finally:
         dev.close()
         uas.stop()
+
+
+def test_a_half_duplex_pdm_board_turns_to_the_far_end_and_back(work):
+    # unix_sim_pdm: the Atom Echo's audio (PDM mic, stereo speaker, one shared bus)
+    stream = os.path.join(work, "far.ulaw")
+    g711_file(stream, 450, 1.5, "PCMU", amp=6000)
+    dev, cfg = start_device(work, {"board": "unix_sim_pdm",
+                                   "call": {"allowed_peers": ["127.0.0.1"]}},
+                            mic_freq=900, exit_after_call=True)
+    try:
+        uac = sipp(work, "127.0.0.1:%d" % cfg["sip"]["local_port"], "device_uac.xml",
+                   media_port=free_udp_port(True),
+                   keys={"caller": "tester", "pt": 0, "codec": "PCMU/8000",
+                         "stream": stream + ",1,0"},
+                   extra=["-s", "kitchen", "-d", "3500"])
+        assert uac.wait(20) == 0, uac.log() + sipp_messages(uac)
+        code = dev.wait(15)
+    finally:
+        dev.close()
+        uac.stop()
+    assert code == 0, dev.log()
+    media = dev.result["calls"][0]["media"]
+    # mic -> speaker while SIPp streamed, speaker -> mic after its 1.5 s of audio
+    assert media["turns"] >= 2, media
+    assert media["tx_packets"] >= 150  # silence went out while the speaker had the bus
+    level, _, _ = speaker_levels(work, 450)
+    assert level > 1000, level  # SIPp's tone was played (for part of the recording)
