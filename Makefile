@@ -45,6 +45,11 @@ lint: venv
 bench: venv
 	host_tools/netns-run $(BIN)/python tests/bench/run.py
 
+# The offline demo runs in the loopback-only namespace; with OPENAI_API_KEY it needs the network.
+demo: venv
+	@if [ -n "$$OPENAI_API_KEY" ]; then $(BIN)/sipmote demo $(DEMO_ARGS); \
+	else host_tools/netns-run $(BIN)/sipmote demo $(DEMO_ARGS); fi
+
 # Firmware and deployment (docs/flashing.md). BOARD is a folder of boards/, ARCH one of
 # xtensawin (ESP32, S3), rv32imc (C3, C6), x64 (unix port); PORT defaults to the one board
 # plugged in. The logic is in host_tools/sipmote/firmware and sipmote/device.

@@ -15,6 +15,7 @@ COMMANDS = {
     "relay": "sipmote.relay.command",
     "sim": "sipmote.sim",
     "device": "sipmote.device.command",
+    "demo": "sipmote.demo",
 }
 
 
