@@ -45,6 +45,11 @@ lint: venv
 bench: venv
 	host_tools/netns-run $(BIN)/python tests/bench/run.py
 
+# Long fuzzing, bounded: atheris FUZZ_SECONDS per target, then hypothesis and MicroPython runs.
+FUZZ_SECONDS ?= 60
+fuzz: venv
+	host_tools/netns-run $(BIN)/python tests/fuzz/run_fuzz.py --seconds $(FUZZ_SECONDS)
+
 # The offline demo runs in the loopback-only namespace; with OPENAI_API_KEY it needs the network.
 demo: venv
 	@if [ -n "$$OPENAI_API_KEY" ]; then $(BIN)/sipmote demo $(DEMO_ARGS); \

@@ -97,6 +97,19 @@ def _header(count, packet_type, body_length):
     return struct.pack(">BBH", 0x80 | count, packet_type, body_length // 4)
 
 
+def _packet(count, packet_type, body):
+    """Header + body, with RFC 3550 padding (P bit, zeros, then the pad count) when the body
+    is not a multiple of 4 bytes: parse() strips padding before it keeps an extension or an
+    unknown packet's payload, so what it returns must be able to carry it back."""
+    pad = -len(body) % 4
+    if not pad:
+        return _header(count, packet_type, len(body)) + body
+    body = body + bytes(pad - 1) + bytes([pad])
+    head = bytearray(_header(count, packet_type, len(body)))
+    head[0] |= 0x20
+    return bytes(head) + body
+
+
 def _blocks(reports):
     return b"".join([report.serialize() for report in reports])
 
@@ -151,7 +164,7 @@ class SenderReport:
             + _blocks(self.reports)
             + self.extension
         )
-        return _header(len(self.reports), SR, len(body)) + body
+        return _packet(len(self.reports), SR, body)
 
     def __repr__(self):
         return "SenderReport(ssrc=%d ntp=%d rtp=%d packets=%d octets=%d reports=%r)" % (
@@ -184,7 +197,7 @@ class ReceiverReport:
 
     def serialize(self):
         body = struct.pack(">I", self.ssrc & 0xFFFFFFFF) + _blocks(self.reports) + self.extension
-        return _header(len(self.reports), RR, len(body)) + body
+        return _packet(len(self.reports), RR, body)
 
     def __repr__(self):
         return "ReceiverReport(ssrc=%d reports=%r)" % (self.ssrc, self.reports)
@@ -307,7 +320,7 @@ class RtcpPacket:
         return cls(packet_type, count, bytes(payload))
 
     def serialize(self):
-        return _header(self.count, self.packet_type, len(self.payload)) + self.payload
+        return _packet(self.count, self.packet_type, self.payload)
 
     def __repr__(self):
         return "RtcpPacket(type=%d count=%d %d bytes)" % (
