@@ -9,16 +9,31 @@
 # Admission: the UA accepts requests only from the registrar, the outbound proxy and the
 # hosts given to it; we resolve the call target's host and call.allowed_peers to addresses
 # for it. Requests from anyone else are dropped unanswered: toll-fraud scanners learn nothing.
+#
+# A MemoryError out of the UA (a full or fragmented heap) is logged as "out of memory", the
+# collector runs and the loop carries on: the peer retransmits what was lost.
 import asyncio
+import gc
 import select
 import time
 
-from voip.sip.message import MAX_MESSAGE_SIZE, SipError, Uri
+from voip.sip.message import SipError, Uri
 from voip.sip.ua import UserAgent
 
 from . import log, net
 
+try:
+    from micropython import const
+except ImportError:  # CPython (the type check, the tests' imports)
+    def const(x):
+        return x
+
 _DRAIN_MAX = 16
+# The largest datagram taken. recvfrom(n) allocates n contiguous bytes for every datagram
+# (then a copy of its real size), and 16 KB (the parser's MAX_MESSAGE_SIZE) is hard to find in
+# a fragmented heap of 100 KB. SIP over UDP stays small (RFC 3261 18.1.1: a request over 1300
+# bytes should go over TCP); PBX and relay INVITEs with SDP are 1-2 KB.
+_RECEIVE_MAX = const(4096)
 
 
 class MsClock:
@@ -100,6 +115,8 @@ class SipTask:
         self.poller.register(self.sock, select.POLLIN)
         self.ua = UserAgent(ua_cfg, answer_offer=self._answer_reoffer)
         self.running = True
+        self.out_of_memory = 0  # MemoryErrors the loop recovered from
+        self.too_big = 0  # datagrams over _RECEIVE_MAX, dropped
         self.reg_state = "none" if registrar is None else "registering"
         self.last_reg = None
         log.info("sip", "on %s:%d as %s; registrar %s; accepting calls from %s", local_ip,
@@ -156,6 +173,8 @@ class SipTask:
             "last_registration": self.last_reg,
             "allowed": self.ua.allowed_hosts,
             "stats": dict(self.ua.stats),
+            "out_of_memory": self.out_of_memory,
+            "too_big": self.too_big,
         }
 
     # --- the loop -------------------------------------------------------------------------
@@ -175,9 +194,14 @@ class SipTask:
             if not ready:
                 return
             try:
-                data, addr = self.sock.recvfrom(MAX_MESSAGE_SIZE + 1)
+                data, addr = self.sock.recvfrom(_RECEIVE_MAX + 1)
             except OSError:
                 return
+            if len(data) > _RECEIVE_MAX:
+                self.too_big += 1  # (truncated by the socket: nothing to parse or answer)
+                log.warning("sip", "dropped a datagram over %d bytes from %s", _RECEIVE_MAX,
+                            net.peer(addr)[0])
+                continue
             self.ua.receive(data, net.peer(addr), now)
 
     def _answer_reoffer(self, call_id, offer):
@@ -228,14 +252,30 @@ class SipTask:
                         except ValueError as e:
                             log.warning("sip", "re-INVITE answer unusable: %s", e)
 
+    def _turn(self):
+        now = self.clock.now()
+        self._drain(now)
+        self.ua.tick(now)
+        self._dispatch()
+        self.flush()
+
+    def _out_of_memory(self):
+        # The UA lets MemoryError through rather than count it as a bad datagram: what was
+        # being handled is lost, and the peer's retransmission (UDP: T1 doubling) brings it
+        # back once the collector has made room. Swallowed, a call on a tight heap would just
+        # never connect, with nothing in the log.
+        self.out_of_memory += 1
+        gc.collect()
+        log.error("sip", "out of memory: collected, %d bytes free (%d so far)", gc.mem_free(),
+                  self.out_of_memory)
+
     async def run(self):
         try:
             while self.running:
-                now = self.clock.now()
-                self._drain(now)
-                self.ua.tick(now)
-                self._dispatch()
-                self.flush()
+                try:
+                    self._turn()
+                except MemoryError:
+                    self._out_of_memory()
                 deadline = self.ua.next_deadline()
                 wait = 20
                 if deadline is not None:

@@ -169,6 +169,8 @@ class Call:
     def _send(self, req, now, handler):
         try:
             tx = self.ua.layer.send_request(req, self._dest(), now)
+        except MemoryError:
+            raise
         except Exception:  # noqa: BLE001 - a full table or an unroutable target
             self.ua.stats["send_failures"] += 1
             return None
@@ -323,6 +325,8 @@ class Call:
             return None
         try:
             return answerer(self.call_id, offer)
+        except MemoryError:
+            raise
         except Exception:  # noqa: BLE001 - the application's callback must not kill us
             return None
 

@@ -218,6 +218,8 @@ class RegistrationClient:
             self._tx.context = None  # a late answer to an abandoned attempt is ignored
         try:
             tx = self.layer.send_request(req, self.registrar, now_ms)
+        except MemoryError:
+            raise
         except Exception as e:  # noqa: BLE001 - e.g. the transaction table is full
             self._failed(503, "cannot send: %s" % e, now_ms)
             return

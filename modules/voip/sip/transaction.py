@@ -330,7 +330,8 @@ class TransactionLayer:
         return True
 
     def receive(self, data, source, now_ms):
-        """Feed one datagram (bytes) or an already parsed message. Never raises."""
+        """Feed one datagram (bytes) or an already parsed message. Raises nothing but
+        MemoryError."""
         self.stats["received"] += 1
         try:
             if isinstance(data, (bytes, bytearray, memoryview)):
@@ -349,6 +350,8 @@ class TransactionLayer:
                 self._receive_request(msg, source, now_ms)
             else:
                 self._receive_response(msg, source, now_ms)
+        except MemoryError:
+            raise  # the heap, not the datagram: the UA's shell collects and carries on
         except Exception:  # noqa: BLE001 - a datagram must never break the layer
             self.stats["errors"] += 1
 

@@ -3,7 +3,7 @@
 """UserAgent: a small, complete SIP UA over UDP, sans-I/O (RFC 3261, 3581, 6026).
 
     ua = UserAgent(config, t1=500, t2=4000, t4=5000, answer_offer=None, max_transactions=32)
-    ua.receive(data, (host, port), now_ms)   # a datagram; never raises, whatever the bytes
+    ua.receive(data, (host, port), now_ms)   # a datagram; only MemoryError raises
     ua.tick(now_ms)                          # timers (retransmissions, refresh, ring timeout)
     ua.events()        -> [UaEvent, ...]      # drained
     ua.outgoing()      -> [(bytes, (host, port)), ...]   # drained; the shell sends them
@@ -60,8 +60,12 @@ Incoming requests: from unknown sources dropped (or 403); parse errors answered 
 a response can be routed (error_response); validate_request -> 400/415 (+Accept)/416/420
 (+Unsupported)/406; methods we know but do not do (REGISTER, INFO, UPDATE, ...) 405, unknown
 501, both with Allow; unknown dialog 481; CSeq going backwards 500; a merged INVITE 482; more
-than max_calls 486; OPTIONS 200 with Allow, Accept, Supported. Nothing raises out of
-receive() or tick(): failures are counted in ua.stats and the datagram dropped.
+than max_calls 486; OPTIONS 200 with Allow, Accept, Supported. No input raises out of
+receive() or tick(): failures are counted in ua.stats["errors"] (the last in ua.last_error) and
+the datagram dropped. The one exception is MemoryError, which is not the input's fault: it
+propagates (counted in ua.stats["out_of_memory"] first), so that the shell can say "out of
+memory", collect and carry on; the peer's retransmission then brings the datagram back. Swallowed,
+it would look like a lost packet for ever on a tight heap.
 """
 
 from voip.sip.call import ENDING, Call
@@ -156,7 +160,7 @@ class UserAgent:
         self._now = 0
         self.last_error = None
         self.stats = {"received": 0, "malformed": 0, "blocked": 0, "dropped": 0, "errors": 0,
-                      "send_failures": 0}
+                      "send_failures": 0, "out_of_memory": 0}
 
     # -- the sans-I/O surface --------------------------------------------------------------
 
@@ -182,6 +186,9 @@ class UserAgent:
         self.stats["received"] += 1
         try:
             self._receive(data, addr, now_ms)
+        except MemoryError:
+            self.stats["out_of_memory"] += 1
+            raise  # not the datagram's fault: the shell collects and carries on
         except Exception as e:  # noqa: BLE001 - no datagram may break the phone
             self._error(e)
         self._pump()
@@ -196,6 +203,9 @@ class UserAgent:
                 d = call.deadline()
                 if d is not None and d <= now_ms:
                     call.tick(now_ms)
+        except MemoryError:
+            self.stats["out_of_memory"] += 1
+            raise
         except Exception as e:  # noqa: BLE001
             self._error(e)
         self._pump()
@@ -245,6 +255,8 @@ class UserAgent:
         self.decorate(req)
         try:
             tx = self.layer.send_request(req, dest, now_ms)
+        except MemoryError:
+            raise
         except Exception:  # noqa: BLE001 - the transaction table is full
             self.stats["send_failures"] += 1
             return False
@@ -420,6 +432,9 @@ class UserAgent:
             for ev in events:
                 try:
                     self._dispatch(ev)
+                except MemoryError:
+                    self.stats["out_of_memory"] += 1
+                    raise
                 except Exception as e:  # noqa: BLE001 - one bad message must not stop the UA
                     self._error(e)
         if self.reg is not None:
