@@ -63,7 +63,10 @@ def button_held(config_path, window_ms=BUTTON_WINDOW_MS):
         from machine import Pin
     except ImportError:  # a port without GPIO (the unix port)
         return False
-    pin = Pin(button["pin"], Pin.IN, Pin.PULL_UP if button.get("pull_up") else None)
+    if button.get("pull_up"):
+        pin = Pin(button["pin"], Pin.IN, Pin.PULL_UP)
+    else:
+        pin = Pin(button["pin"], Pin.IN)
     pressed = 0 if button.get("active_low", True) else 1
     print("sipmote: hold the button now to skip starting the phone")
     held = 0

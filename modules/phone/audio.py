@@ -114,11 +114,11 @@ class Uplink:
             self.raw = bytearray(self.n * 4)
             self.raw_in = memoryview(self.raw)
         self.out = bytearray(CALL_SAMPLES * 2)
+        self.ext = None  # the half-band filter's history + input (16 kHz buses only)
         if self.rate == 16000:
             self.ext = bytearray((DECIMATE_HISTORY + self.n) * 2)
             self.pcm = memoryview(self.ext)[DECIMATE_HISTORY * 2 :]
         else:
-            self.ext = None
             self.pcm = memoryview(self.out)
         self.peak = 0
 
@@ -148,11 +148,11 @@ class Downlink:
         self.n = self.rate * FRAME_MS // 1000
         self.gain_q8 = db_to_q8(gain_db)
         self.out = bytearray(self.n * 2 * (2 if self.stereo else 1))
+        self.ext = None  # the half-band filter's history + input (16 kHz buses only)
         if self.rate == 16000:
             self.ext = bytearray((INTERPOLATE_HISTORY + CALL_SAMPLES) * 2)
             self.inp = memoryview(self.ext)[INTERPOLATE_HISTORY * 2 :]
         else:
-            self.ext = None
             self.inp = memoryview(self.out)[: CALL_SAMPLES * 2]
         self.level = 0
 

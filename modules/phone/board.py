@@ -3,10 +3,23 @@
 #
 # A profile is boards/<name>/profile.json in the source tree; on a device the same file lives
 # under /boards/<name>/ (copied, or in a ROMFS image mounted at /rom). The config's "board"
-# names it. The "sim" platform swaps `machine` for phone.sim_board, whose I2S and Pin follow
-# the documented machine.I2S semantics with WAV files behind them, so the rest of the app
-# cannot tell a simulator from a board.
+# names it. The "sim" platform swaps `machine` for unix_sim.board (on the unix port only, never
+# in a board's firmware), whose I2S, Pin and NeoPixel follow the documented machine API with
+# WAV files behind them, so the rest of the app cannot tell a simulator from a board.
+#
+# One code path drives both: Board takes its classes from `machine` or from the simulator
+# once, and every call (I2S(...), Pin(...), NeoPixel(...), network.WLAN(...)) is written once.
+# The type check (python -m sipmote.firmware typecheck) must judge those calls against the
+# ESP32 port's stubs, not the simulator's stand-ins: mypy takes any name TYPE_CHECKING as
+# true, so for mypy the simulator's branches are unreachable and the classes are machine's.
+# On the device TYPE_CHECKING is a plain False (there is no typing module to import), and the
+# `# type:` comments that give mypy the return types of what Board builds are comments.
 import json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # names for the `# type:` comments (ruff does not read those)
+    from machine import I2S, Pin  # noqa: F401
+    from network import WLAN  # noqa: F401
 
 PROFILE_DIRS = ("boards", "/boards", "/rom/boards", "/flash/boards")
 
@@ -128,13 +141,15 @@ class Board:
         self.name = profile["name"]
         self.sim = profile["platform"] == "sim"
         self.half_duplex = profile["duplex"] == "half"
-        if self.sim:
-            from . import sim_board as hw
+        # (TYPE_CHECKING first: mypy folds a condition from its left operand only)
+        if not TYPE_CHECKING and self.sim:
+            from unix_sim import board as sim_board
+
+            self.I2S, self.Pin = sim_board.I2S, sim_board.Pin
         else:
-            import machine as hw
-        self.hw = hw
-        self.I2S = hw.I2S
-        self.Pin = hw.Pin
+            from machine import I2S, Pin
+
+            self.I2S, self.Pin = I2S, Pin
 
     def _i2s(self, section, mode):
         s = self.profile[section]
@@ -152,18 +167,22 @@ class Board:
         )
 
     def open_mic(self):
+        # type: () -> I2S
         return self._i2s("mic", self.I2S.RX)
 
     def open_speaker(self):
+        # type: () -> I2S
         return self._i2s("speaker", self.I2S.TX)
 
     def button_pin(self):
+        # type: () -> Pin | None
         b = self.profile.get("button")
         if b is None:
             return None
         Pin = self.Pin
-        pull = Pin.PULL_UP if b.get("pull_up") else None
-        return Pin(b["pin"], Pin.IN, pull)
+        if b.get("pull_up"):
+            return Pin(b["pin"], Pin.IN, Pin.PULL_UP)
+        return Pin(b["pin"], Pin.IN)
 
     def led_driver(self):
         """(kind, driver, active_low) for phone.led.StatusLed: ("rgb", NeoPixel, False),
@@ -173,17 +192,27 @@ class Board:
             return None, None, False
         pin = self.Pin(led["pin"], self.Pin.OUT)
         if led["type"] == "rgb":
-            if self.sim:
-                return "rgb", self.hw.NeoPixel(pin, 1), False
-            from neopixel import NeoPixel
-
+            if not TYPE_CHECKING and self.sim:
+                from unix_sim.board import NeoPixel
+            else:
+                from neopixel import NeoPixel
             return "rgb", NeoPixel(pin, 1), False
         return "gpio", pin, bool(led.get("active_low"))
 
     def wlan(self):
+        # type: () -> WLAN | None
         """The station interface, or None on the simulator (its network is the host's)."""
         if self.sim:
             return None
         import network
 
         return network.WLAN(network.STA_IF)
+
+    def service_tasks(self):
+        """Coroutines the board needs running beside the app: the simulator's DMA clock,
+        which completes its non-blocking I2S transfers; nothing on a real board."""
+        if not TYPE_CHECKING and self.sim:
+            from unix_sim import board as sim_board
+
+            return [sim_board.dma_task()]
+        return []

@@ -239,10 +239,9 @@ def dump(cfg):
     return json.dumps(masked(cfg))
 
 
-def is_secret(dotted_key):
-    spec = _SCHEMA
-    for part in dotted_key.split("."):
-        if not isinstance(spec, dict) or part not in spec:
-            return False
-        spec = spec[part]
+def is_secret(dotted_key, schema=_SCHEMA):
+    head, _, rest = dotted_key.partition(".")
+    spec = schema.get(head)
+    if rest:
+        return isinstance(spec, dict) and is_secret(rest, spec)
     return isinstance(spec, tuple) and spec[0] == "secret"

@@ -24,6 +24,12 @@ from voip import dtmf, g711, jitter, rtp
 from . import log, net
 from .audio import CALL_SAMPLES, Downlink, EchoGuard, Uplink
 
+TYPE_CHECKING = False  # mypy reads it as True: the I2S calls are checked against machine's
+if TYPE_CHECKING:  # names for the `# type:` comments (ruff does not read those)
+    from machine import I2S  # noqa: F401
+
+    from .board import Board  # noqa: F401
+
 _MAX_PACKET = 1024  # RTP datagrams above this are truncated and dropped as malformed
 _DRAIN_MAX = 16  # packets read per poll, so a flood cannot starve the audio
 
@@ -32,12 +38,12 @@ class AudioPort:
     """The board's I2S channels in non-blocking mode, with ready flags set by their irqs."""
 
     def __init__(self, board, uplink, downlink):
-        self.board = board
+        self.board = board  # type: Board
         self.uplink = uplink
         self.downlink = downlink
         self.half = board.half_duplex
-        self.mic = None
-        self.spk = None
+        self.mic = None  # type: I2S | None
+        self.spk = None  # type: I2S | None
         self.mic_ready = False
         self.spk_ready = False
         self.on_mic = self._mic_done  # bound once: the handlers are called 50 times a second

@@ -26,7 +26,8 @@ def peer(addr):
     """(ip, port) from what recvfrom returned."""
     if isinstance(addr, tuple):
         return addr[0], addr[1]
-    decoded = socket.sockaddr(addr)  # unix port: (family, packed ip, port)
+    # the unix port's recvfrom gives a packed sockaddr (the ESP32's, a tuple: above)
+    decoded = socket.sockaddr(addr)  # type: ignore[attr-defined]  # (family, ip, port)
     family, ip, port = decoded[0], decoded[1], decoded[2]
     if hasattr(socket, "inet_ntop"):
         return socket.inet_ntop(family, ip), port

@@ -12,6 +12,10 @@ import asyncio
 
 from . import log
 
+TYPE_CHECKING = False  # mypy reads it as True: the WLAN calls are checked against network's
+if TYPE_CHECKING:  # a name for the `# type:` comment (ruff does not read those)
+    from network import WLAN  # noqa: F401
+
 try:
     import network
 
@@ -33,7 +37,8 @@ except ImportError:
 class WifiLink:
     def __init__(self, wlan, ssid, password, timeout_s=20, hostname=None, static_ip="",
                  backoff_ms=1000, backoff_max_ms=60000, poll_ms=1000):
-        self.wlan = wlan
+        # None on the simulator (run() is up at once): the type is the board's interface
+        self.wlan = wlan  # type: WLAN
         self.ssid = ssid
         self._password = password  # never logged
         self.timeout_ms = timeout_s * 1000

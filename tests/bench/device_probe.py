@@ -13,8 +13,9 @@ import struct
 import sys
 import time
 
-from phone import _audio_ref, audio, media, net, sim_board
+from phone import _audio_ref, audio, media, net
 from phone.board import Board, load_profile
+from unix_sim import board as sim_board
 from voip.sdp import Media, SessionDescription
 
 BOARDS = sys.argv[1] if len(sys.argv) > 1 else "boards"

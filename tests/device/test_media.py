@@ -7,8 +7,9 @@ import gc
 import math
 import struct
 
-from phone import audio, media, net, sim_board
+from phone import audio, media, net
 from phone.board import Board, load_profile
+from unix_sim import board as sim_board
 from voip import g711
 from voip.sdp import Media, SessionDescription
 

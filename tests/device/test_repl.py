@@ -6,7 +6,8 @@ import json
 import os
 import socket
 
-from phone import app, repl, sim_board
+from phone import app, repl
+from unix_sim import board as sim_board
 
 RUNTIMES = ("micropython",)
 MICROPYTHON_HEAPSIZE = "1M"

@@ -7,8 +7,10 @@ import os
 
 from checks import raises
 
-from phone import audio, sim_board, wav
-from phone.sim_board import I2S, Pin
+from phone import audio
+from unix_sim import board as sim_board
+from unix_sim import wav
+from unix_sim.board import I2S, Pin
 
 RUNTIMES = ("micropython",)
 MICROPYTHON_HEAPSIZE = "512K"

@@ -98,12 +98,32 @@ def test_manifest_hashes_and_sizes_match_the_files(bundles):
 def test_bundle_holds_profiles_main_and_config_template(bundles):
     bundle = bundles["rv32imc"]
     for name in board_names():
-        assert os.path.isfile(os.path.join(bundle, "boards", name, "profile.json"))
+        sim = name.startswith("unix_sim")
+        assert os.path.isfile(os.path.join(bundle, "boards", name, "profile.json")) is not sim
+        assert os.path.isfile(os.path.join(bundles["x64"], "boards", name, "profile.json"))
     with open(os.path.join(bundle, "main.py")) as f, open(os.path.join(FIRMWARE,
                                                                         "fs_main.py")) as g:
         assert f.read() == g.read()
     with open(os.path.join(bundle, "config.template.json")) as f:
         assert json.load(f)["sip"]["user"]
+
+
+SIM_MODULES = {"lib/unix_sim/%s.mpy" % n for n in ("__init__", "board", "main", "control",
+                                                  "wav", "_sim_viper")}
+
+
+@pytest.mark.parametrize("arch", ["xtensawin", "rv32imc", "x64"])
+def test_only_the_unix_ports_bundle_carries_the_simulator_board(bundles, arch):
+    with open(os.path.join(bundles[arch], "MANIFEST.json")) as f:
+        listed = {e["path"] for e in json.load(f)["files"]}
+    on_disk = set()
+    for dirpath, _dirs, names in os.walk(bundles[arch]):
+        on_disk.update(os.path.relpath(os.path.join(dirpath, n), bundles[arch]) for n in names)
+    sim = {p for p in on_disk if "unix_sim" in p or "sim_" in p}
+    if arch == "x64":
+        assert listed >= SIM_MODULES and on_disk >= SIM_MODULES
+    else:
+        assert sim == set() and not [p for p in listed if "sim" in p], sorted(sim)
 
 
 def test_sources_come_from_the_firmware_manifest():

@@ -39,6 +39,19 @@ def test_firmware_manifest_freezes_the_device_code():
     assert m.metadata["license"] == "MIT"
 
 
+def test_the_simulator_board_is_only_in_the_unix_ports_manifest():
+    # unix_sim (the machine stand-in, its entry point, control port, WAV files) runs on the
+    # unix port only: firmware/manifest.py never freezes it, unix_sim_manifest.py adds it.
+    firmware = {t for _f, t in evaluate(os.path.join(FIRMWARE, "manifest.py")).files}
+    sim = {t for _f, t in evaluate(os.path.join(FIRMWARE, "unix_sim_manifest.py")).files}
+    assert not [t for t in firmware if "sim" in t.split("/")[0] or "sim" in t.split("/")[-1]]
+    on_disk = {"unix_sim/" + n for n in os.listdir(os.path.join(MODULES, "unix_sim"))
+               if n.endswith(".py")}
+    assert {"unix_sim/board.py", "unix_sim/main.py", "unix_sim/control.py", "unix_sim/wav.py",
+            "unix_sim/_sim_viper.py"} <= on_disk
+    assert sim == firmware | on_disk
+
+
 @pytest.mark.parametrize("path", BOARD_MANIFESTS, ids=lambda p: p.split(os.sep)[-2])
 def test_board_manifest_includes_the_port_and_sipmote(path):
     board_dir = os.path.dirname(path)
@@ -139,7 +152,9 @@ def test_package_json_lists_every_device_module_and_only_real_paths():
     targets = {t for t, _u in pkg["urls"]}
     assert device_py_files() | {"sipmote_start.py"} <= targets
     for name in board_names():
-        assert "boards/%s/profile.json" % name in targets
+        sim = name.startswith("unix_sim")
+        assert ("boards/%s/profile.json" % name in targets) is not sim, name
+    assert not [t for t in targets if t.startswith("unix_sim/")]  # the simulator stays home
     requires = evaluate(os.path.join(FIRMWARE, "manifest.py")).requires
     assert [d for d, _v in pkg["deps"]] == requires
 

@@ -68,6 +68,36 @@ def test_romfs_holds_modules_at_its_root(x64_image):
         assert name in data, name
 
 
+_LIST_IMAGE = """
+import sys, vfs, os
+vfs.mount(vfs.VfsRom(memoryview(open(sys.argv[1], "rb").read())), "/rom")
+def walk(p):
+    for e in os.ilistdir(p):
+        if e[1] == 0x4000:
+            walk(p + "/" + e[0])
+        else:
+            print(p[5:] + "/" + e[0] if p != "/rom" else e[0])
+walk("/rom")
+"""
+
+
+def image_files(image, tmp_path):
+    """The file paths inside a ROMFS image, as the unix port's VfsRom lists them."""
+    script = tmp_path / "list_image.py"
+    script.write_text(_LIST_IMAGE)
+    r = subprocess.run([micropython(), str(script), image], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, MICROPYPATH=".frozen"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return set(r.stdout.split())
+
+
+def test_x64_image_carries_the_simulator_board(x64_image, tmp_path):
+    files = image_files(x64_image, tmp_path)
+    assert {"unix_sim/board.mpy", "unix_sim/main.mpy", "unix_sim/control.mpy",
+            "unix_sim/wav.mpy", "unix_sim/_sim_viper.mpy", "phone/board.mpy",
+            "boards/unix_sim/profile.json"} <= files
+
+
 @pytest.mark.parametrize("board", ["atom_echo", "esp32_devkit", "esp32s3_devkitc"])
 def test_board_romfs_image_fits_its_partition(board, tmp_path):
     image = romfs_for_board(board, str(tmp_path), quiet=True)
@@ -75,6 +105,10 @@ def test_board_romfs_image_fits_its_partition(board, tmp_path):
     part = board_info(board)["romfs"]["size"]
     # room to grow: the app must stay well inside the partition
     assert size < part * 3 // 4, (size, part)
+    # and nothing of the simulator: its modules and profiles stay on the unix port
+    files = image_files(image, tmp_path)
+    assert "phone/app.mpy" in files and "boards/%s/profile.json" % board in files
+    assert not [f for f in files if "sim" in f], sorted(files)
 
 
 def test_too_big_for_the_partition_is_refused(tmp_path):

@@ -4,12 +4,14 @@ A bundle mirrors a board's filesystem, so the same tree serves both ways of depl
 
     build/bundle/<version>-mpy<6.3>-<arch>/
         lib/voip/..., lib/phone/..., lib/sipmote_start.mpy   the device modules (.mpy)
-        boards/<name>/profile.json                            every board profile
+        boards/<name>/profile.json                            the board profiles (the
+                                                              simulator's: x64 only)
         main.py                                               firmware/fs_main.py
         config.template.json                                  firmware/config.template.json
         MANIFEST.json                                         files, sha256, mpy-cross
 
-The module list is firmware/manifest.py's (what a firmware build freezes), compiled with
+The module list is firmware/manifest.py's (what a firmware build freezes; for x64, the unix
+port's bundle, firmware/unix_sim_manifest.py adds the simulator board), compiled with
 ``mpy-cross -march=<arch>`` so viper kernels become native code for that chip. A ROMFS image
 holds lib/'s contents at its root (ROMFS is on sys.path as /rom), boards/ and MANIFEST.json;
 it is built with ``mpremote romfs --no-mpy`` (mpremote's own compile step has no -march).
@@ -59,9 +61,27 @@ def mpy_cross_info(binary=None):
     return {"binary": binary, "banner": banner, "micropython": m.group(1), "mpy": m.group(2)}
 
 
-def device_sources():
-    """[(source path, path under lib/)] of every device module, from firmware/manifest.py."""
-    m = evaluate(os.path.join(FIRMWARE, "manifest.py"))
+# The manifest each architecture's bundle is built from: a board's (ESP32) bundle holds what
+# its firmware freezes; the unix port's (x64) adds the simulator board it runs on there.
+SIM_ARCH = "x64"
+
+
+def manifest_path(arch=None):
+    name = "unix_sim_manifest.py" if arch == SIM_ARCH else "manifest.py"
+    return os.path.join(FIRMWARE, name)
+
+
+def bundle_boards(arch=None):
+    """The board profiles `arch`'s bundle (or package.json, arch None) carries: the simulator's
+    (platform "sim") only in the unix port's."""
+    return [name for name in board_names(BOARDS)
+            if arch == SIM_ARCH or board_info(name)["profile"].get("platform") != "sim"]
+
+
+def device_sources(arch=None):
+    """[(source path, path under lib/)] of every module of `arch`'s bundle (default: the
+    firmware's, firmware/manifest.py), and the evaluated manifest."""
+    m = evaluate(manifest_path(arch))
     return [(full, target) for full, target in m.files if target not in _NOT_IN_LIB], m
 
 
@@ -96,7 +116,7 @@ def build_bundle(arch, out_root=None, binary=None, quiet=False):
     if arch not in ARCHES:
         raise FirmwareError("unknown ARCH %r: one of %s" % (arch, ", ".join(ARCHES)))
     info = mpy_cross_info(binary)
-    sources, manifest = device_sources()
+    sources, manifest = device_sources(arch)
     root = out_root or os.path.join(BUILD, "bundle")
     out = os.path.join(root, bundle_name(arch, info))
     os.makedirs(root, exist_ok=True)
@@ -109,7 +129,7 @@ def build_bundle(arch, out_root=None, binary=None, quiet=False):
         head = _mpy_header(dest)
         files.append({"path": rel, "source": os.path.relpath(source, os.path.dirname(FIRMWARE)),
                       "native": head[2] >> 2 != 0})
-    for name in board_names(BOARDS):
+    for name in bundle_boards(arch):
         rel = "boards/%s/profile.json" % name
         os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
         shutil.copyfile(os.path.join(BOARDS, name, "profile.json"), os.path.join(tmp, rel))
@@ -221,7 +241,7 @@ def package_json():
     root = os.path.dirname(FIRMWARE)
     urls = [[target, os.path.relpath(full, root).replace(os.sep, "/")]
             for full, target in sources]
-    for name in board_names(BOARDS):
+    for name in bundle_boards():
         rel = "boards/%s/profile.json" % name
         urls.append([rel, rel])
     return {

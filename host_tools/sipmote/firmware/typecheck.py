@@ -4,9 +4,12 @@ The stubs of micropython-esp32-esp32-generic-stubs (machine.pyi, network.pyi, es
 go to <work>/stubs, micropython-stdlib-stubs' typeshed (builtins, asyncio, sys, ...) to
 <work>/typeshed; mypy runs with MYPYPATH=<work>/stubs:modules:firmware and
 --custom-typeshed-dir=<work>/typeshed and firmware/mypy.ini, so only MicroPython's API is
-known. One adaptation: micropython.const is declared as the identity on any value, as the
-device code's CPython fallback ``def const(x): return x`` declares it (the stub's generic
-signature would make every such fallback an error).
+known. mypy.ini has check_untyped_defs on (the device code carries no annotations, and mypy
+would otherwise skip every function body); phone.board keeps the simulator's branches behind
+TYPE_CHECKING, so the classes mypy sees there are machine's. One adaptation: micropython.const
+is declared as the identity on any value, as the device code's CPython fallback
+``def const(x): return x`` declares it (the stub's generic signature would make every such
+fallback an error).
 """
 
 import importlib.metadata
@@ -63,20 +66,21 @@ def prepare(work):
     return stubs, typeshed
 
 
-def command(work):
+def command(work, modules=MODULES):
     stubs, typeshed = os.path.join(work, "stubs"), os.path.join(work, "typeshed")
     return [sys.executable, "-m", "mypy", "--config-file", os.path.join(FIRMWARE, "mypy.ini"),
             "--custom-typeshed-dir", typeshed, "--cache-dir", os.path.join(work, "cache"),
-            *TARGETS], os.pathsep.join((stubs, MODULES, FIRMWARE))
+            *TARGETS], os.pathsep.join((stubs, modules, FIRMWARE))
 
 
-def run(work=None, capture=False, extra_path=(), extra_targets=()):
+def run(work=None, capture=False, extra_path=(), extra_targets=(), modules=MODULES):
     """Run mypy; returns its exit status (0: no errors), or (status, output) if capture.
-    extra_path/extra_targets add directories and modules (the tests' negative controls)."""
+    extra_path/extra_targets add directories and modules, `modules` replaces modules/ (the
+    tests' negative controls: deliberately wrong device code must fail)."""
     work = work or os.path.join(BUILD, "typecheck")
     os.makedirs(work, exist_ok=True)
     prepare(work)
-    cmd, mypypath = command(work)
+    cmd, mypypath = command(work, modules)
     cmd += list(extra_targets)
     env = dict(os.environ, MYPYPATH=os.pathsep.join((mypypath, *extra_path)))
     r = subprocess.run(cmd, env=env, capture_output=capture, text=True, timeout=600)

@@ -1,7 +1,7 @@
-# phone.sim_main: run the phone firmware on the MicroPython unix port (the unix_sim board).
+# unix_sim.main: run the phone firmware on the MicroPython unix port (the unix_sim board).
 # MIT licence.
 #
-#   micropython -m phone.sim_main --config FILE [--boards DIR] [--mic WAV | --tone HZ]
+#   micropython -m unix_sim.main --config FILE [--boards DIR] [--mic WAV | --tone HZ]
 #       [--mic-loop] [--speaker WAV] [--control-port N] [--call [URI]] [--duration S]
 #       [--exit-after-call] [--exit-on-register-failure] [--heap-stats]
 #
@@ -13,11 +13,13 @@ import asyncio
 import json
 import sys
 
-from . import app, log, sim_board
-from .board import BoardError
-from .config import ConfigError
+from phone import app, log
+from phone.board import BoardError
+from phone.config import ConfigError
 
-_USAGE = "usage: micropython -m phone.sim_main --config FILE [options]"
+from . import board as sim_board
+
+_USAGE = "usage: micropython -m unix_sim.main --config FILE [options]"
 # Bytes of a ROMFS code image mounted by a bootstrap (sipmote sim --romfs): it sits in this
 # heap only because the unix port has no flash; the result reports it so it can be subtracted.
 CODE_IMAGE_BYTES = 0

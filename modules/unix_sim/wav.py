@@ -1,4 +1,4 @@
-# phone.wav: 16-bit PCM mono WAV files read and written in place, for the simulator's
+# unix_sim.wav: 16-bit PCM mono WAV files read and written in place, for the simulator's
 # microphone and speaker. MIT licence.
 #
 # Only what the simulator needs: RIFF/WAVE with a PCM (format 1) or WAVE_FORMAT_EXTENSIBLE

@@ -1,4 +1,4 @@
-# phone.control: the simulator's control port: button presses and REPL actions over UDP on
+# unix_sim.control: the simulator's control port: button presses and REPL actions over UDP on
 # 127.0.0.1, so tests and the demo can drive the firmware like a person would. MIT licence.
 #
 # One datagram per command, one reply datagram to the sender:
@@ -14,7 +14,9 @@ import asyncio
 import json
 import select
 
-from . import log, net, sim_board
+from phone import log, net
+
+from . import board as sim_board
 
 _MAX_COMMAND = 256
 

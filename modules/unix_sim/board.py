@@ -1,4 +1,4 @@
-# phone.sim_board: the unix_sim board's `machine` stand-in. MIT licence.
+# unix_sim.board: the simulator board's `machine` stand-in. MIT licence.
 #
 # I2S follows the documented machine.I2S API and the ESP32 port's behaviour:
 #   I2S(id, *, sck, ws, sd, mode, bits, format, rate, ibuf); init/deinit; readinto/write
@@ -19,7 +19,8 @@ import time
 
 import micropython
 
-from . import _audio_viper as kernels
+from phone import _audio_viper as kernels
+
 from . import _sim_viper as simk
 from .wav import Reader, Writer
 

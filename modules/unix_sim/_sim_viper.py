@@ -1,4 +1,4 @@
-# phone._sim_viper: per-sample loops of the simulator board (unix port only). MIT licence.
+# unix_sim._sim_viper: per-sample loops of the simulator board (unix port only). MIT licence.
 #
 # The simulated microphone turns WAV samples into what an I2S peripheral would shift in:
 # left-justified 32-bit words (phone._audio_viper.pcm16_to_i2s32) or, for a PDM microphone,
