@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEBS := sip-tester kamailio baresip espeak-ng sox iproute2
 
-.PHONY: help venv debs test test-quick lint bench demo fuzz soak firmware bundle romfs deploy flash clean
+.PHONY: help venv debs test test-quick lint bench demo fuzz netlab soak firmware bundle romfs deploy flash clean
 
 help:
 	@echo "make demo    run the simulated device calling the relay (the main job)"
@@ -49,6 +49,11 @@ bench: venv
 FUZZ_SECONDS ?= 60
 fuzz: venv
 	host_tools/netns-run $(BIN)/python tests/fuzz/run_fuzz.py --seconds $(FUZZ_SECONDS)
+
+# Calls across impaired links (root: network namespaces), figures per profile; NETLAB_ARGS
+# e.g. "--seconds 60 --profiles loss5,outage2s --peers device".
+netlab: venv
+	host_tools/netns-run $(BIN)/python tests/netlab/run_netlab.py $(NETLAB_ARGS)
 
 # The offline demo runs in the loopback-only namespace; with OPENAI_API_KEY it needs the network.
 demo: venv
