@@ -52,7 +52,7 @@ _WILDCARD = ("0.0.0.0", "::", "")
 
 class Relay:
     def __init__(self, cfg, media_factory=None, backend_factory=None, control=True):
-        from .sip_endpoint import SipEndpoint
+        from .sip_endpoint import RateLimitedLog, SipEndpoint
 
         self.cfg = cfg
         self.calls = {}  # Call-ID -> Call
@@ -70,6 +70,9 @@ class Relay:
             algorithms=cfg.sip.digest_algorithms,
         )
         self.endpoint = SipEndpoint(self)
+        # a scanner or a locked-out guesser gets a 403 per request, hundreds a second: log the
+        # first few per minute and count the rest, so an attacker cannot flood the log
+        self._reject_log = RateLimitedLog(log, burst=20, period_s=60)
         self.calls_dir = cfg.logging.calls_dir
         self.media_factory = media_factory or self._default_media
         self.backend_factory = backend_factory
@@ -285,7 +288,7 @@ class Relay:
             self._reply(tx, req, 401, headers=headers)
             return None
         self.stats["rejected"] += 1
-        log.warning(
+        self._reject_log.warning(
             "403 to %s from %s:%d (From %s): %s",
             req.method,
             source[0],

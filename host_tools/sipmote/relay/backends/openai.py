@@ -17,8 +17,10 @@ with ``json`` straight into BackendEvents: the names and fields are those of
 The API key comes from the ``api_key`` option or ``OPENAI_API_KEY``; it is never logged or put
 in an error message. ``url`` is the Realtime endpoint (``wss://api.openai.com/v1/realtime`` by
 default; a proxy or a local fake for tests); TLS certificates are verified unless an ``ssl``
-context says otherwise. The SDK's automatic reconnection stays off: a closed WebSocket ends the
-call (``EV_CLOSED``), and the SIP side hangs up with BYE.
+context says otherwise (only code can pass one: the relay's config cannot), and a plaintext
+``ws://`` URL is refused unless it names this machine (``plaintext_problem``). The SDK's
+automatic reconnection stays off: a closed WebSocket ends the call (``EV_CLOSED``), and the SIP
+side hangs up with BYE.
 """
 
 import asyncio
@@ -28,6 +30,7 @@ import logging
 import os
 import re
 import time
+import urllib.parse
 
 from . import (
     EV_AGENT_AUDIO,
@@ -89,6 +92,21 @@ def websocket_base_url(url):
     return path + sep + query
 
 
+def plaintext_problem(url):
+    """Why the API key must not be sent to `url`, or None. wss:// is TLS with the
+    certificate verified (nothing in the relay's config can turn that off); plaintext ws://
+    (or http://) is accepted only to this machine (a local proxy, a test's fake server), so a
+    typo in the scheme cannot silently send the key in clear over the network."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in ("wss", "https"):
+        return None
+    host = (urllib.parse.urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host == "::1" or host.startswith("127."):
+        return None
+    return ("refusing to send the API key over plaintext %s:// to %s: use wss://"
+            % (scheme, host or "?"))
+
+
 def session_update(config, audio_format):
     """The `session` object of session.update for one call (GA RealtimeSessionCreateRequest)."""
     fmt = {"type": _AUDIO_TYPE[audio_format]}
@@ -143,6 +161,9 @@ class OpenAIRealtimeBackend(Backend):
         from openai import AsyncOpenAI, OpenAIError
 
         self.native_format = self.choose_format(config.codec)
+        problem = plaintext_problem(self.url)
+        if problem is not None:
+            raise BackendError(problem)
         if self._client is None:
             api_key = self._api_key or os.environ.get("OPENAI_API_KEY")
             if not api_key:
