@@ -159,13 +159,36 @@ class LoopbackRelay:
         return out.decode("utf-8", "replace")
 
 
-async def sipvicious(tool, args, target, workdir, timeout=90, stop_after=None):
-    """Run sipvicious_<tool> against `target` (a LoopbackRelay or "host:port"); returns
-    (exit status, everything it printed). With stop_after (s) the tool is stopped then and
-    its status is None: svcrack retries forever against a server that keeps refusing it."""
+# SIPVicious 0.3.8's svwar and svcrack accept --bindingip but never pass it on (their main()
+# drops it), so their packets leave from whatever address the kernel picks. To scan from a
+# given source, the tool runs with its wildcard bind() pointed at that address instead.
+_FROM_SOURCE = (
+    "import socket, sys\n"
+    "source, tool = sys.argv.pop(1), sys.argv.pop(1)\n"
+    "bind = socket.socket.bind\n"
+    "def bind_source(self, addr):\n"
+    "    if isinstance(addr, tuple) and addr[0] in ('', '0.0.0.0'):\n"
+    "        addr = (source,) + tuple(addr[1:])\n"
+    "    return bind(self, addr)\n"
+    "socket.socket.bind = bind_source\n"
+    "sys.argv[0] = 'sipvicious_' + tool\n"
+    "main = __import__('sipvicious.' + tool, fromlist=['main']).main\n"
+    "sys.exit(main())\n"
+)
+
+
+async def sipvicious(tool, args, target, workdir, timeout=90, stop_after=None, source=None):
+    """Run sipvicious_<tool> against `target` (a LoopbackRelay or "host:port") from `source`
+    (an address of this machine; None: the kernel's choice, 127.0.0.1 here); returns (exit
+    status, everything it printed). With stop_after (s) the tool is stopped then and its
+    status is None: svcrack retries forever against a server that keeps refusing it."""
     address = target.address if hasattr(target, "address") else target
     host, port = address.rsplit(":", 1)
-    argv = [os.path.join(BIN, "sipvicious_" + tool)] + list(args) + ["-p", port, host]
+    if source is None:
+        argv = [os.path.join(BIN, "sipvicious_" + tool)]
+    else:
+        argv = [sys.executable, "-c", _FROM_SOURCE, source, tool]
+    argv += list(args) + ["-p", port, host]
     proc = await asyncio.create_subprocess_exec(
         *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         env=dict(os.environ, HOME=str(workdir)), cwd=str(workdir), start_new_session=True)

@@ -100,11 +100,11 @@ def test_a_full_relay_run_never_prints_a_secret(tmp_path):
                         bad.close()
                     (tmp_path / "names").write_text("kitchen\ndesk\nrelay\n")
                     await sipvicious("svwar", ["-d", str(tmp_path / "names"), "-e1-20",
-                                               "-b", "127.0.0.1", "--force"], relay, tmp_path)
+                                               "--force"], relay, tmp_path,
+                                     source="127.0.0.1")
                     (tmp_path / "words").write_text("a\nb\n%s\nc\nd\ne\nf\n" % DEVICE_PASSWORD)
-                    await sipvicious("svcrack", ["-u", "kitchen", "-d", str(tmp_path / "words"),
-                                                 "-b", "127.0.0.1"], relay, tmp_path,
-                                     stop_after=4)
+                    await sipvicious("svcrack", ["-u", "kitchen", "-d", str(tmp_path / "words")],
+                                     relay, tmp_path, stop_after=4, source="127.0.0.1")
                     texts["status"] = await relay.status_text()
                     texts["call"] = (await run_cli("--config", relay.config_path, "call",
                                                    "kitchen", "--timeout", "2"))[1]

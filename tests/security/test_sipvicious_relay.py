@@ -32,7 +32,7 @@ def found_rows(output):
 def test_svmap_finds_a_sip_server_that_names_no_version(tmp_path):
     async def main():
         async with LoopbackRelay(tmp_path) as relay:
-            return relay, await sipvicious("svmap", ["-b", "127.0.0.1"], relay, tmp_path)
+            return relay, await sipvicious("svmap", [], relay, tmp_path, source="127.0.0.1")
 
     relay, (rc, out) = run(main())
     rows = found_rows(out)
@@ -49,7 +49,7 @@ def test_svwar_enumerates_no_extension(tmp_path, method):
         async with LoopbackRelay(tmp_path) as relay:
             result = await sipvicious(
                 "svwar", ["--force", "-m", method, "-d", str(words), "-e100-140",
-                          "-b", "127.0.0.1", "-t", "0.02"], relay, tmp_path)
+                          "-t", "0.02"], relay, tmp_path, source="127.0.0.1")
             return relay, result
 
     relay, (rc, out) = run(main())
@@ -161,8 +161,8 @@ def test_svcrack_is_locked_out_and_other_sources_are_not(tmp_path):
             # without the lockout it cracks this list in a fraction of a second; with it, it
             # never gets another challenge and retries until stopped
             rc, out = await sipvicious(
-                "svcrack", ["-u", "kitchen", "-d", str(tmp_path / "passwords.txt"),
-                            "-b", "127.0.0.1"], relay, tmp_path, stop_after=10)
+                "svcrack", ["-u", "kitchen", "-d", str(tmp_path / "passwords.txt")], relay,
+                tmp_path, stop_after=10, source="127.0.0.1")
             admission = (await relay.status())["admission"]
             # the right password, now, from the locked-out address and from another one
             locked = SipCaller(relay, password=DEVICE_PASSWORD, host="127.0.0.1")
