@@ -67,7 +67,9 @@ class Phone:
         self.wifi.on_down = self._wifi_down
         self.sip = None  # phone.sip_task.SipTask while the network is up
         self.call = None
-        self.media = None
+        # made at boot, used by every call (see _call_resources)
+        self.session = _call_resources(board, cfg["audio"])  # phone.media.MediaSession
+        self.media = None  # the session while a call has audio
         self.media_task = None
         self.history = []  # summaries of finished calls (bounded)
         self.calls_placed = 0
@@ -84,6 +86,7 @@ class Phone:
     def _wifi_up(self, ip):
         from .sip_task import SipTask
 
+        self.session.local_ip = ip
         self.led.set("connecting")
         try:
             self.sip = SipTask(self, self.cfg, ip)
@@ -219,17 +222,25 @@ class Phone:
             self.media.update(media)
 
     def _media_up(self, media):
-        from .media import MediaSession
-
         c = self.call
         c.state = "in_call"
         c.answered_ms = time.ticks_ms()
         self.led.set("in_call")
         log.info("call", "connected: %r", media)
-        a = self.cfg["audio"]
-        self.media = MediaSession(self.board, a, self.sip.local_ip, a["rtp_port"])
-        self.media.start(media)
-        self.media_task = self._start(self.media.run(), "media")
+        session = self.session
+        try:
+            session.start(media)
+        except (MemoryError, OSError) as e:
+            # No heap for what a call still allocates (or its RTP port is taken): end the
+            # call cleanly rather than leave it up without audio, and say why.
+            session.stop()
+            gc.collect()
+            log.error("call", "cannot start the call's audio: %s: %s (%d bytes free)",
+                      type(e).__name__, e, gc.mem_free())
+            self.hangup("out of memory" if isinstance(e, MemoryError) else "no RTP socket")
+            return
+        self.media = session
+        self.media_task = self._start(session.run(), "media")
 
     def on_call_ended(self, call_id, reason):
         if self.call is not None and self.call.call_id == call_id:
@@ -338,8 +349,8 @@ class Phone:
                     log.info("button", "pressed (%d ms)", down_ms)
                     try:
                         self.button()
-                    except (RuntimeError, ValueError) as e:
-                        log.warning("button", "%s", e)
+                    except (RuntimeError, ValueError, MemoryError) as e:
+                        log.warning("button", "%s: %s", type(e).__name__, e)
                 down_ms = 0
 
     # --- running ----------------------------------------------------------------------------
@@ -398,6 +409,20 @@ class Phone:
             t.cancel()
         self.tasks = []
         self.led.set("off")
+
+
+def _call_resources(board, audio_cfg):
+    """What every call needs, made at boot: the SIP, SDP and media code, and the one
+    MediaSession all calls use (its buffers). In a young heap they pack at the bottom; made at
+    the first call they needed contiguous blocks (the qstr pool grows by doubling, the jitter
+    ring is 2.5 KB) out of a heap the running phone had split, and a call whose bytes were
+    there failed for want of one block (64-bit unix port, 380 KB heap)."""
+    from voip import sdp_session  # noqa: F401
+
+    from . import sip_task  # noqa: F401
+    from .media import MediaSession
+
+    return MediaSession(board, audio_cfg, "", audio_cfg["rtp_port"])
 
 
 def build(config_path="/config.json", board_dirs=None, options=None):

@@ -138,6 +138,15 @@ class Uplink:
         """Make out a frame of silence (half-duplex boards while the speaker has the bus)."""
         clear(self.out, len(self.out))
 
+    def reset(self):
+        """A new call: no filter history or DC estimate from the last one."""
+        clear(self.state, 4)
+        self.state[3] = 0x20
+        clear(self.raw, len(self.raw))
+        if self.ext is not None:
+            clear(self.ext, len(self.ext))
+        self.peak = 0
+
 
 class Downlink:
     """160 int16 at 8 kHz -> one speaker I2S frame (16-bit, mono or L/R pairs)."""
@@ -171,6 +180,12 @@ class Downlink:
         clear(self.out, len(self.out))
         self.level = 0
 
+    def reset(self):
+        """A new call: no filter history from the last one."""
+        self.silence()
+        if self.ext is not None:
+            clear(self.ext, len(self.ext))
+
 
 class EchoGuard:
     """Half-duplex-ish echo control for a speaker next to the mic.
@@ -186,6 +201,11 @@ class EchoGuard:
         self.threshold = threshold
         self.hangover = hangover_ms // FRAME_MS
         self.atten_q8 = db_to_q8(-atten_db)
+        self.hang = 0
+        self.gain_q8 = UNITY_Q8
+        self.frames_attenuated = 0
+
+    def reset(self):
         self.hang = 0
         self.gain_q8 = UNITY_Q8
         self.frames_attenuated = 0

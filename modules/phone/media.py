@@ -1,4 +1,4 @@
-# phone.media: one call's audio: I2S <-> G.711 RTP, paced by the I2S DMA clock. MIT licence.
+# phone.media: a call's audio: I2S <-> G.711 RTP, paced by the I2S DMA clock. MIT licence.
 #
 # MediaSession.run() is the call's audio task. Every few ms it:
 #   - drains the RTP socket into the jitter buffer (RFC 4733 events to the DTMF receiver);
@@ -96,8 +96,23 @@ class AudioPort:
         return self.mic is not None
 
 
+_fade_tables = {}  # law -> the jitter buffer's fade table (256 bytes), built at first use
+
+
+def _fade_table(law):
+    table = _fade_tables.get(law)
+    if table is None:
+        table = _fade_tables[law] = jitter.g711_fade_table(law)
+    return table
+
+
 class MediaSession:
-    """Audio of one call. start(media) after SDP settles; run() as a task; stop() to end."""
+    """Audio of calls: start(media) after SDP settles; run() as a task; stop() to end.
+
+    A phone makes one and uses it for every call: its buffers (I2S conversion, jitter ring,
+    RTP packets: about 7 KB) are allocated once, early, while the heap is whole. Allocated at
+    each call they needed blocks of up to 2.5 KB from a heap the call's signalling had just
+    split, and a tight heap failed there with tens of KB free (64-bit unix port)."""
 
     def __init__(self, board, audio_cfg, local_ip, local_port, poll_ms=4):
         self.board = board
@@ -121,8 +136,16 @@ class MediaSession:
         self.play = bytearray(CALL_SAMPLES)
         self.header = rtp.RtpHeader()
         self.dtmf_rx = dtmf.DtmfReceiver()
+        self.jitter = jitter.JitterBuffer(
+            frame_bytes=CALL_SAMPLES,
+            frame_ms=20,
+            slots=16,
+            min_ms=min(jitter_ms, 40),
+            max_ms=max(jitter_ms, 60) if jitter_ms <= 300 else 300,
+        )
         self.sock = None
         self.running = False
+        self.calls = 0  # start()s so far: a finished call's task knows it is not current
         self.media = None
         self.on_digit = None  # called with each received key
         self._reset_counters()
@@ -156,15 +179,14 @@ class MediaSession:
         self.dtmf_tx = None
         if media.telephone_event is not None:
             self.dtmf_tx = dtmf.DtmfSender(media.telephone_event)
-        self.jitter = jitter.JitterBuffer(
-            frame_bytes=CALL_SAMPLES,
-            frame_ms=20,
-            slots=16,
-            silence=jitter.SILENCE_PCMU if law == "PCMU" else jitter.SILENCE_PCMA,
-            min_ms=min(self.jitter_ms, 40),
-            max_ms=max(self.jitter_ms, 60) if self.jitter_ms <= 300 else 300,
-            fade=jitter.g711_fade_table(law),
-        )
+        self.jitter.set_codec(jitter.SILENCE_PCMU if law == "PCMU" else jitter.SILENCE_PCMA,
+                              _fade_table(law))
+        if self.calls:  # a session used before: nothing of the last call carries over
+            self.dtmf_rx = dtmf.DtmfReceiver()
+            self.uplink.reset()
+            self.downlink.reset()
+            self.guard.reset()
+        self.calls += 1
         self._reset_counters()
         self._open_socket(media.address, media.port)
         self.port.open()
@@ -306,14 +328,18 @@ class MediaSession:
             self.turns += 1
 
     async def run(self):
+        """The call's audio task (the current call's: a task that outlived its call, because
+        the next one started on this session within a poll, stops without touching it)."""
         import asyncio
 
+        call = self.calls
         try:
-            while self.running:
+            while self.running and self.calls == call:
                 self.frame()
                 await asyncio.sleep_ms(self.poll_ms)
         finally:
-            self.stop()
+            if self.calls == call:
+                self.stop()
 
     def silent_ms(self):
         """ms since the last RTP packet from the peer (or since the start)."""

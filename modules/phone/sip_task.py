@@ -30,10 +30,12 @@ except ImportError:  # CPython (the type check, the tests' imports)
 
 _DRAIN_MAX = 16
 # The largest datagram taken. recvfrom(n) allocates n contiguous bytes for every datagram
-# (then a copy of its real size), and 16 KB (the parser's MAX_MESSAGE_SIZE) is hard to find in
-# a fragmented heap of 100 KB. SIP over UDP stays small (RFC 3261 18.1.1: a request over 1300
-# bytes should go over TCP); PBX and relay INVITEs with SDP are 1-2 KB.
-_RECEIVE_MAX = const(4096)
+# (then a copy of its real size), and a tight heap is in small pieces: 16 KB (the parser's
+# MAX_MESSAGE_SIZE) was not to be had with 106 KB free; a 4 KB read needed 20 KB more
+# heap than a 2 KB one to complete a call (64-bit unix port, docs/device.md). SIP over UDP
+# stays under the MTU (RFC 3261 18.1.1: a request over 1300 bytes should go over TCP); PBX
+# and relay INVITEs with SDP are 0.6-2 KB.
+_RECEIVE_MAX = const(2048)
 
 
 class MsClock:
@@ -266,20 +268,22 @@ class SipTask:
         # never connect, with nothing in the log.
         self.out_of_memory += 1
         gc.collect()
-        log.error("sip", "out of memory: collected, %d bytes free (%d so far)", gc.mem_free(),
-                  self.out_of_memory)
+        n = self.out_of_memory
+        if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th...: a heap that stays full cannot flood
+            log.error("sip", "out of memory: collected, %d bytes free (%d so far)",
+                      gc.mem_free(), n)
 
     async def run(self):
         try:
             while self.running:
+                wait = 20
                 try:
                     self._turn()
+                    deadline = self.ua.next_deadline()
+                    if deadline is not None:
+                        wait = min(20, max(0, deadline - self.clock.now()))
                 except MemoryError:
-                    self._out_of_memory()
-                deadline = self.ua.next_deadline()
-                wait = 20
-                if deadline is not None:
-                    wait = min(20, max(0, deadline - self.clock.now()))
+                    self._out_of_memory()  # (and a full 20 ms for the others to free some)
                 await asyncio.sleep_ms(wait)
         except Exception as e:  # noqa: BLE001 - logged; the phone shows an error
             log.exception("sip", "SIP task stopped", e)

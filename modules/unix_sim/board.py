@@ -112,7 +112,7 @@ class SpeakerSink:
         self.epoch = None
         self.frames = 0  # samples written since the epoch
         self.zeros = bytearray(640)
-        self.scratch = bytearray(4096)
+        self.scratch = None  # stereo -> mono for the WAV: allocated by a stereo speaker only
         self.underruns = 0
 
     def fill_to(self, frame):
@@ -128,6 +128,8 @@ class SpeakerSink:
     def play(self, buf, n, stereo):
         if self.writer is not None:
             if stereo:
+                if self.scratch is None:
+                    self.scratch = bytearray(4096)
                 simk.copy_bytes(self.scratch, buf, 4 * n)
                 kernels.stereo_to_mono16(self.scratch, n)
                 self.writer.write(self.scratch, 2 * n)

@@ -7,8 +7,9 @@
 #
 # `sipmote sim` (host_tools/sipmote/sim.py) starts this. The last line printed is
 #   SIM-RESULT {"exit": N, "reason": "...", "calls": [...], "peak_heap": ...}
-# and the exit status is N: 0 success, 1 crash, 2 bad config/board, 3 registration failed,
-# 4 the call failed or carried no audio, 5 --duration ended a call still up.
+# and the exit status is N: 0 success, 1 crash (or no heap to start), 2 bad config/board,
+# 3 registration failed, 4 the call failed or carried no audio, 5 --duration ended a call
+# still up.
 import asyncio
 import json
 import sys
@@ -121,6 +122,10 @@ def main(argv):
         print("sim: %s" % e)
         print("SIM-RESULT " + json.dumps({"exit": 2, "reason": str(e)}))
         return 2
+    except MemoryError as e:  # the heap cannot hold the phone (-X heapsize too small)
+        log.exception("sim", "out of memory starting the phone", e)
+        print("SIM-RESULT " + json.dumps({"exit": 1, "reason": "out of memory at start"}))
+        return 1
     heap = {"peak": 0}
     extra = [_track_heap(heap, phone, opts["heap_stats"])]
     if opts["control_port"]:

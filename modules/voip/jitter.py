@@ -127,6 +127,17 @@ class JitterBuffer:
         self._last = bytearray(frame_bytes)
         self.reset()
 
+    def set_codec(self, silence, fade=None, fade_frames=4):
+        """Reuse the buffer for a new stream, perhaps of the other G.711 law: its silence
+        code and fade table (as in the constructor); then reset(). A phone keeps one buffer
+        for all its calls, so a call allocates no ring."""
+        if fade is not None and len(fade) != 256:
+            raise ValueError("fade table must have 256 entries")
+        self.silence = silence
+        self._fade = fade
+        self._fade_frames = fade_frames if fade is not None else 0
+        self.reset()
+
     def reset(self):
         """Forget the stream (a new call or a new SSRC); counters start again too."""
         self._anchored = False

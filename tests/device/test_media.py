@@ -153,3 +153,43 @@ def test_half_duplex_board_turns_its_bus_to_the_talker():
     assert mic_level > 2000  # the PDM mic's 1 kHz tone went out while it had the bus
     assert s.guard.frames_attenuated > 0
     assert s.tx_packets >= 60  # silence kept flowing while the speaker had the bus
+
+
+def test_one_session_serves_call_after_call_without_allocating_its_buffers_again():
+    # The phone makes one MediaSession at boot (phone.app._call_resources): each call reuses
+    # its buffers, so a call needs no large block from a heap its signalling has split. The
+    # first call's task, still asleep when the second call starts, must leave it alone.
+    s = session("unix_sim")
+    ring, raw = s.jitter._data, s.uplink.raw
+    results = []
+
+    async def one_call(far_port):
+        far = FarEnd(far_port, 41000)
+        s.start(peer_media(far_port))
+        task = asyncio.create_task(s.run())
+        await far.run(20)
+        results.append((s.stats(), far.received, far.level))
+        s.stop()
+        far.sock.close()
+        return task
+
+    async def main():
+        dma = asyncio.create_task(sim_board.dma_task())
+        first = await one_call(41014)
+        s.start(peer_media(41016))  # the next call, before the first task has woken
+        await asyncio.sleep_ms(20)
+        assert s.running and s.sock is not None  # the old task stopped without stopping it
+        await first
+        s.stop()
+        second = await one_call(41018)
+        await second
+        dma.cancel()
+
+    asyncio.run(main())
+    assert s.calls == 3
+    assert s.jitter._data is ring and s.uplink.raw is raw  # the same buffers throughout
+    for st, received, level in results:
+        assert st["tx_packets"] >= 15 and st["rx_packets"] >= 15, st
+        assert st["lost"] == 0 and received >= 15 and 3500 < level < 6500, (st, level)
+    # the second call's counters start again (not the first call's plus its own)
+    assert results[1][0]["tx_packets"] < results[0][0]["tx_packets"] + 10

@@ -84,7 +84,7 @@ def test_out_of_memory_is_logged_collected_and_the_retransmission_answered():
 
 
 def test_a_datagram_over_the_receive_size_is_dropped_and_the_next_answered():
-    # recvfrom() allocates its whole size for every datagram: the task takes 4 KB, not the
+    # recvfrom() allocates its whole size for every datagram: the task takes 2 KB, not the
     # parser's 16 KB limit, and drops anything bigger (it arrives truncated) with a count.
     cfg = config.validate({"sip": {"user": "kitchen", "local_ip": "127.0.0.1",
                                    "local_port": PHONE_PORT + 2},

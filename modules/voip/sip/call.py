@@ -16,7 +16,6 @@ import os
 
 from voip.sip.dialog import CONFIRMED as DIALOG_CONFIRMED
 from voip.sip.dialog import Dialog
-from voip.sip.digest import authorization
 from voip.sip.message import Request, SipError, new_tag
 from voip.sip.registration import is_stale, pick_challenge
 from voip.sip.uri import format_host
@@ -201,6 +200,8 @@ class Call:
         return True
 
     def _authorize(self, req):
+        from voip.sip.digest import authorization  # (loaded at the first challenge)
+
         ua = self.ua
         for name in list(self.challenges):
             entry = self.challenges[name]

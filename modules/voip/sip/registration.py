@@ -41,7 +41,6 @@ except ImportError:
 
 import os
 
-from voip.sip.digest import authorization, parse_challenge
 from voip.sip.message import NameAddr, Request, SipError, Uri, new_call_id, new_tag
 
 IDLE = "idle"
@@ -70,6 +69,10 @@ def pick_challenge(resp):
     """(credentials header name, parsed challenge) to answer a 401/407 with, or None.
 
     Of several Digest challenges, SHA-256 is preferred over MD5 (RFC 8760)."""
+    # Digest auth is imported at the first challenge, not with this module: a phone that is
+    # never challenged (one calling its relay directly) keeps ~9 KB of heap (64-bit port).
+    from voip.sip.digest import parse_challenge
+
     if resp.status == 401:
         name, header = "Authorization", "WWW-Authenticate"
     else:
@@ -227,6 +230,8 @@ class RegistrationClient:
         self._tx = tx
 
     def _credentials(self, challenge):
+        from voip.sip.digest import authorization  # loaded by pick_challenge() already
+
         return authorization(
             challenge, "REGISTER", self.request_uri, self.auth_user, self.password, nc=self._nc
         )
