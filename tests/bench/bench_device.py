@@ -9,7 +9,9 @@ compare like with like in one run):
 - a 60-second call of the whole firmware (`sipmote sim --mpy`, code cross-compiled with
   mpy-cross -march=x64) to a SIPp UAS that echoes RTP: peak live GC heap (collected every
   second) before and during the call, and the firmware's own CPU per frame; then 20 s with the same
-  .mpy files in a ROMFS image (executed in place, as from flash), its image subtracted.
+  .mpy files in a ROMFS image (executed in place, as from flash), its image subtracted;
+- where that heap goes, by phase (tests/bench/device_heap_probe.py from the x64 ROMFS image):
+  each group of imports, the call's buffers, the SIP stack, a call being placed, the qstr pool.
 The unix port is 64-bit: its objects are about twice an ESP32's, so heap figures are an upper
 bound for the board.
 """
@@ -128,8 +130,43 @@ def whole_call(report):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def heap_by_phase(report):
+    """Live heap of each phase of the phone's start and first call, from the ROMFS image."""
+    import re
+
+    from simdevice import device_config
+
+    from sipmote.firmware.bundle import SIM_ARCH, build_bundle, build_romfs
+
+    binary = _micropython()
+    if binary is None:
+        report("device", "heap by phase", "skipped", "", "needs micropython")
+        return
+    work = tempfile.mkdtemp(prefix="bench-heap-")
+    try:
+        image = build_romfs(build_bundle(SIM_ARCH, os.path.join(work, "bundle"), quiet=True),
+                            os.path.join(work, "x64.romfs"), quiet=True)
+        cfg = os.path.join(work, "device.json")
+        device_config(cfg, call={"target": "sip:echo@127.0.0.1:5999"})
+        out = subprocess.run(
+            [binary, "-X", "heapsize=1M", os.path.join(HERE, "device_heap_probe.py"), image,
+             cfg, os.path.join(ROOT, "boards")],
+            env=dict(os.environ, MICROPYPATH=".frozen"), cwd=work, capture_output=True,
+            text=True, timeout=120, check=True).stdout
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    note = "x64 ROMFS, code in place; 64-bit: about twice an ESP32's"
+    for name, value in re.findall(r"^HEAP (.+) (\d+)$", out, re.M):
+        report("device", "heap: " + name, int(value), "B", note)
+    m = re.search(r"n_qstr=(\d+), n_str_data_bytes=\d+, n_total_bytes=(\d+)", out)
+    if m:
+        report("device", "heap: qstr pool (part of the imports above)", int(m.group(2)), "B",
+               "%s qstrs; in flash when frozen into the firmware" % m.group(1))
+
+
 def run(report):
     probe(report)
+    heap_by_phase(report)
     whole_call(report)
 
 
