@@ -55,6 +55,12 @@ fuzz: venv
 netlab: venv
 	host_tools/netns-run $(BIN)/python tests/netlab/run_netlab.py $(NETLAB_ARGS)
 
+# Hundreds of sequential calls (device -> relay -> fake AI, then SIPp -> relay), each side's
+# heap, RSS, sockets, tasks and RTP ports flat from first to last; SOAK_ARGS e.g.
+# "--device-calls 500 --relay-calls 0". About 15 minutes with the defaults.
+soak: venv
+	host_tools/netns-run $(BIN)/python tests/soak/run_soak.py $(SOAK_ARGS)
+
 # The offline demo runs in the loopback-only namespace; with OPENAI_API_KEY it needs the network.
 demo: venv
 	@if [ -n "$$OPENAI_API_KEY" ]; then $(BIN)/sipmote demo $(DEMO_ARGS); \
