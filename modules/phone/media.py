@@ -153,6 +153,7 @@ class MediaSession:
     def _reset_counters(self):
         self.tx_packets = 0
         self.tx_errors = 0
+        self.rx_errors = 0  # ICMP errors the socket reported (the far end's port closed)
         self.rx_packets = 0
         self.rx_malformed = 0
         self.rx_other_pt = 0
@@ -223,7 +224,14 @@ class MediaSession:
     def _drain_rtp(self):
         sock, rx, header = self.sock, self.rx, self.header
         for _ in range(_DRAIN_MAX):
-            n = sock.readinto(rx)
+            try:
+                n = sock.readinto(rx)
+            except OSError:
+                # An ICMP error (port unreachable: the far end closed its RTP port, e.g. it
+                # hung up first) comes back as ECONNREFUSED on a connected socket's next
+                # read. The signalling decides when the call ends, not this.
+                self.rx_errors += 1
+                return
             if not n:
                 return
             try:
@@ -270,7 +278,11 @@ class MediaSession:
         self._write(self.tx)
 
     def _write(self, data):
-        if self.sock.write(data) is None:
+        try:
+            sent = self.sock.write(data)
+        except OSError:  # an ICMP error reported on the write (see _drain_rtp)
+            sent = None
+        if sent is None:
             self.tx_errors += 1  # the stack's buffers were full: this frame is dropped
         else:
             self.tx_packets += 1
@@ -353,6 +365,7 @@ class MediaSession:
             "remote": "%s:%d" % (self.media.address, self.media.port) if self.media else None,
             "tx_packets": self.tx_packets,
             "tx_errors": self.tx_errors,
+            "rx_errors": self.rx_errors,
             "rx_packets": self.rx_packets,
             "rx_malformed": self.rx_malformed,
             "rx_other_pt": self.rx_other_pt,
