@@ -31,6 +31,7 @@ both are back to what they held before the first call and returns that report.
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -93,7 +94,8 @@ class LoopbackSystem:
                  transcription_model=None, instructions=None, mic=None, tone=None,
                  mic_loop=False, speaker=None, relay_config=None, device_config=None,
                  on_device_line=None, heapsize="1M", mpy=False, rtp_ports=(42000, 42999),
-                 device_log_level="info"):
+                 device_log_level="info", freeze_gc=True, boards=None,
+                 playout_prebuffer_ms=None):
         self.workdir = os.path.abspath(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.backend = backend
@@ -125,8 +127,12 @@ class LoopbackSystem:
         }, relay_config)
         self._device_overrides = device_config
         self._device_log_level = device_log_level
+        self._freeze_gc = freeze_gc
         self._device_args = {"mic": mic, "tone": tone, "mic_loop": mic_loop,
                              "heapsize": heapsize, "mpy": mpy}
+        if boards:
+            self._device_args["boards"] = boards
+        self._prebuffer_ms = playout_prebuffer_ms
         self.relay = None
         self.device = None
         self.device_cfg = None
@@ -146,7 +152,8 @@ class LoopbackSystem:
         from .relay.service import Relay
 
         cfg = relay_config.from_dict(self._relay_data, environ={})
-        self.relay = Relay(cfg, control=False)
+        self.relay = Relay(cfg, control=False, media_factory=self._media_factory
+                           if self._prebuffer_ms is not None else None)
         try:
             _host, self.sip_port = await self.relay.start()
             self._write_device_config()
@@ -160,6 +167,11 @@ class LoopbackSystem:
         except BaseException:
             await self.stop()
             raise
+        if self._freeze_gc:
+            # as `sipmote relay` does: the objects of start-up never get collected again, so no
+            # full collection stalls the pacing clock (tens of ms in a big test process)
+            gc.collect()
+            gc.freeze()
         self._baseline_tasks = set(asyncio.all_tasks())
         self._baseline_fds = _process_fds()[0]
         self._device_baseline_sockets = self.device_sockets()
@@ -187,6 +199,16 @@ class LoopbackSystem:
 
     async def __aexit__(self, *exc):
         await self.stop()
+
+    def _media_factory(self, call):
+        """The relay's own media session with another playout prebuffer (the latency
+        benchmark measures the floor with 0); nothing else differs."""
+        from .relay.playout import AgentPlayout
+
+        session = self.relay._default_media(call)
+        session.playout = AgentPlayout(session.codec, session.payload_type,
+                                       prebuffer_ms=self._prebuffer_ms)
+        return session
 
     def _write_device_config(self):
         cfg = _merge({
@@ -240,7 +262,12 @@ class LoopbackSystem:
     # -- calls ------------------------------------------------------------------------------------
 
     async def control(self, command, timeout=5.0):
-        return await asyncio.to_thread(self.device.control, command, timeout)
+        try:
+            return await asyncio.to_thread(self.device.control, command, timeout)
+        except OSError as e:  # socket.timeout included: say what the device was doing
+            alive = "running" if self.device.proc.poll() is None else "exited"
+            raise TimeoutError("device (%s) did not answer %r: %s; its log ends:\n%s" % (
+                alive, command, e, "\n".join(self.device.lines[-30:]))) from None
 
     async def device_status(self):
         reply = await self.control("status")
