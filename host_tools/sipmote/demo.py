@@ -317,6 +317,8 @@ async def _main(args):
           "MicroPython unix port) on 127.0.0.1\n" % args.backend, flush=True)
     mic = _prepare_mic(args, workdir, log)
     mic_s = wav_seconds(mic)
+    if args.backend == "openai":
+        import openai  # noqa: F401 - imported now, not while the first call is being set up
 
     relay_log = logging.getLogger("sipmote.relay")
     relay_log.setLevel(logging.INFO)
@@ -363,7 +365,8 @@ async def _main(args):
     if problem:
         print("\nsipmote demo failed: %s" % problem, file=sys.stderr)
         return 1
-    print("\ndone: listen to %s" % os.path.relpath(out_path))
+    shown = os.path.relpath(out_path)
+    print("\ndone: listen to %s" % (out_path if shown.startswith("..") else shown))
     return 0
 
 
