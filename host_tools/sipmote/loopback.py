@@ -128,6 +128,7 @@ class LoopbackSystem:
         self._device_overrides = device_config
         self._device_log_level = device_log_level
         self._freeze_gc = freeze_gc
+        self._froze = False
         self._device_args = {"mic": mic, "tone": tone, "mic_loop": mic_loop,
                              "heapsize": heapsize, "mpy": mpy}
         if boards:
@@ -172,6 +173,7 @@ class LoopbackSystem:
             # full collection stalls the pacing clock (tens of ms in a big test process)
             gc.collect()
             gc.freeze()
+            self._froze = True
         self._baseline_tasks = set(asyncio.all_tasks())
         self._baseline_fds = _process_fds()[0]
         self._device_baseline_sockets = self.device_sockets()
@@ -193,6 +195,9 @@ class LoopbackSystem:
             await asyncio.to_thread(self.device.close)
         if self.relay is not None:
             await self.relay.stop()
+        if self._froze:
+            gc.unfreeze()  # a test process goes on: let its objects be collected again
+            self._froze = False
 
     async def __aenter__(self):
         return await self.start()

@@ -38,11 +38,11 @@ def work(tmp_path):
     return str(tmp_path)
 
 
-async def one_call(system, fake, agent):
+async def one_call(system, fake, agent, side="device"):
     call = await system.place_call()
     await asyncio.sleep(TALK_S)
     assert call.media.stats["rtp_out"] > 0 and call.media.stats["forwarded"] > 0
-    await system.hangup("device")  # the relay's side: test_e2e_realtime.py
+    await system.hangup(side)
     await asyncio.wait_for(asyncio.shield(call.ended), 5)
     idle = await system.wait_idle()
     assert fake.invalid == []
@@ -97,8 +97,8 @@ def test_fifty_calls_leave_nothing_behind_and_no_memory_growth(work):
             for _ in range(WARM_UP):
                 await one_call(system, fake, agent)
             out["before"] = await quiet(system)
-            for _ in range(CALLS):
-                idle = await one_call(system, fake, agent)
+            for n in range(CALLS):
+                idle = await one_call(system, fake, agent, ("device", "relay")[n % 2])
                 out["heap"].append(idle["device"]["heap_used"])
             out["after"] = await quiet(system)
             out["system"] = system
