@@ -1,7 +1,9 @@
 # phone.media: a call's audio: I2S <-> G.711 RTP, paced by the I2S DMA clock. MIT licence.
 #
 # MediaSession.run() is the call's audio task. Every few ms it:
-#   - drains the RTP socket into the jitter buffer (RFC 4733 events to the DTMF receiver);
+#   - drains the RTP socket into the jitter buffer (RFC 4733 events to the DTMF receiver),
+#     each read sized to the peer's packets and split into the packets it holds
+#     (voip.rtp_split: MicroPython's readinto glues queued datagrams together);
 #   - when the microphone's DMA has filled a frame (its irq handler set a flag): converts it
 #     (phone.audio.Uplink), applies the echo guard, encodes G.711 and sends one RTP packet,
 #     or a telephone-event packet instead while digits are being sent;
@@ -19,7 +21,7 @@
 # still ticks: silence is sent, far-end frames are measured but not played.
 import time
 
-from voip import dtmf, g711, jitter, rtp
+from voip import dtmf, g711, jitter, rtp, rtp_split
 
 from . import log, net
 from .audio import CALL_SAMPLES, Downlink, EchoGuard, Uplink
@@ -30,8 +32,9 @@ if TYPE_CHECKING:  # names for the `# type:` comments (ruff does not read those)
 
     from .board import Board  # noqa: F401
 
-_MAX_PACKET = 1024  # RTP datagrams above this are truncated and dropped as malformed
-_DRAIN_MAX = 16  # packets read per poll, so a flood cannot starve the audio
+_RX_BUFFER = 1024  # reads are at most rtp_split.MAX_READ: the rest is room to conceal a cut tail
+_DRAIN_MAX = 16  # reads per poll, so a flood cannot starve the audio
+_JITTER_FRAME = 80  # 10 ms: packets of 10, 20, 30... ms are each a whole number of frames
 
 
 class AudioPort:
@@ -132,14 +135,18 @@ class MediaSession:
         self.tx = bytearray(rtp.HEADER_SIZE + CALL_SAMPLES)
         self.tx_payload = memoryview(self.tx)[rtp.HEADER_SIZE :]
         self.tx_event = memoryview(self.tx)[: rtp.HEADER_SIZE + dtmf.EVENT_SIZE]
-        self.rx = bytearray(_MAX_PACKET)
+        self.rx = bytearray(_RX_BUFFER)
+        self.split = rtp_split.RtpSplitter()
         self.play = bytearray(CALL_SAMPLES)
+        # the speaker takes 20 ms, the jitter buffer gives 10 ms: two gets, into these halves
+        self.play_first = memoryview(self.play)[:_JITTER_FRAME]
+        self.play_second = memoryview(self.play)[_JITTER_FRAME:]
         self.header = rtp.RtpHeader()
         self.dtmf_rx = dtmf.DtmfReceiver()
         self.jitter = jitter.JitterBuffer(
-            frame_bytes=CALL_SAMPLES,
-            frame_ms=20,
-            slots=16,
+            frame_bytes=_JITTER_FRAME,
+            frame_ms=10,
+            slots=32,
             min_ms=min(jitter_ms, 40),
             max_ms=max(jitter_ms, 60) if jitter_ms <= 300 else 300,
         )
@@ -181,7 +188,8 @@ class MediaSession:
         if media.telephone_event is not None:
             self.dtmf_tx = dtmf.DtmfSender(media.telephone_event)
         self.jitter.set_codec(jitter.SILENCE_PCMU if law == "PCMU" else jitter.SILENCE_PCMA,
-                              _fade_table(law))
+                              _fade_table(law), fade_frames=8)  # 80 ms of fade, as before
+        self.split.set_stream(self.payload_type, self.event_pt, media.ptime)
         if self.calls:  # a session used before: nothing of the last call carries over
             self.dtmf_rx = dtmf.DtmfReceiver()
             self.uplink.reset()
@@ -222,10 +230,13 @@ class MediaSession:
     # --- the per-frame work ---------------------------------------------------------------
 
     def _drain_rtp(self):
-        sock, rx, header = self.sock, self.rx, self.header
+        sock, rx, split = self.sock, self.rx, self.split
         for _ in range(_DRAIN_MAX):
             try:
-                n = sock.readinto(rx)
+                # readinto, because recv() would allocate a bytes object per packet; sized to
+                # the peer's packets, because readinto reads on until it has that many bytes,
+                # across datagrams. voip.rtp_split explains, and splits what still merges.
+                n = sock.readinto(rx, split.read_size)
             except OSError:
                 # An ICMP error (port unreachable: the far end closed its RTP port, e.g. it
                 # hung up first) comes back as ECONNREFUSED on a connected socket's next
@@ -234,33 +245,48 @@ class MediaSession:
                 return
             if not n:
                 return
-            try:
-                header.unpack_from(rx, n)
-            except ValueError:
-                self.rx_malformed += 1
-                continue
-            pt = header.payload_type
-            if pt == self.payload_type:
-                if header.ssrc_hi != self._ssrc_hi or header.ssrc_lo != self._ssrc_lo:
-                    if self._ssrc_hi >= 0:
-                        self.ssrc_changes += 1
-                        self.jitter.reset()
-                    self._ssrc_hi, self._ssrc_lo = header.ssrc_hi, header.ssrc_lo
-                now = time.ticks_ms()
-                self.jitter.put(header.sequence, header.timestamp_lo, rx, now,
-                                header.payload_offset, header.payload_length)
-                self.rx_packets += 1
-                self.last_rx_ms = now
-            elif pt == self.event_pt:
-                self.last_rx_ms = time.ticks_ms()
-                key = self.dtmf_rx.receive(header.marker, header.timestamp, rx,
-                                           header.payload_offset, header.payload_length)
-                if key is not None:
-                    log.info("media", "received digit %s", key)
-                    if self.on_digit is not None:
-                        self.on_digit(key)
-            else:
-                self.rx_other_pt += 1
+            count = split.split(rx, n)
+            for i in range(count):
+                self._receive(rx, split.starts[i], split.ends[i], i == count - 1)
+
+    def _receive(self, rx, start, end, last):
+        """The packet in rx[start:end], the last of its read or not."""
+        header = self.header
+        try:
+            header.unpack_from(rx, end - start, start)
+        except ValueError:
+            self.rx_malformed += 1
+            return
+        pt = header.payload_type
+        if pt == self.payload_type:
+            if header.ssrc_hi != self._ssrc_hi or header.ssrc_lo != self._ssrc_lo:
+                if self._ssrc_hi >= 0:
+                    self.ssrc_changes += 1
+                    self.jitter.reset()
+                self._ssrc_hi, self._ssrc_lo = header.ssrc_hi, header.ssrc_lo
+            length = header.payload_length
+            missing = self.split.audio(header, start, last)
+            if missing:  # the read cut it: repeat its last bytes where the rest would be
+                tail = header.payload_offset + length
+                if not length or tail + missing > len(rx):
+                    return
+                rtp_split.extend_tail(rx, tail, length, missing)
+                length += missing
+            now = time.ticks_ms()
+            self.jitter.put(header.sequence, header.timestamp_lo, rx, now,
+                            header.payload_offset, length)
+            self.rx_packets += 1
+            self.last_rx_ms = now
+        elif pt == self.event_pt:
+            self.last_rx_ms = time.ticks_ms()
+            key = self.dtmf_rx.receive(header.marker, header.timestamp, rx,
+                                       header.payload_offset, header.payload_length)
+            if key is not None:
+                log.info("media", "received digit %s", key)
+                if self.on_digit is not None:
+                    self.on_digit(key)
+        else:
+            self.rx_other_pt += 1
 
     def _send_frame(self):
         """One uplink frame (what uplink.out holds) as audio, or a digit packet instead."""
@@ -289,7 +315,8 @@ class MediaSession:
 
     def _next_playout(self):
         """Decode the next jitter-buffer frame into downlink.inp and run the downlink."""
-        self.jitter.get(self.play)
+        self.jitter.get(self.play_first)
+        self.jitter.get(self.play_second)
         self.decode(self.play, self.downlink.inp)
         self.guard.far_frame(self.downlink.process())
 
@@ -369,6 +396,9 @@ class MediaSession:
             "rx_packets": self.rx_packets,
             "rx_malformed": self.rx_malformed,
             "rx_other_pt": self.rx_other_pt,
+            "rx_split": self.split.split_packets,  # packets a read had glued to another
+            "rx_cut": self.split.cut_packets,  # packets a read cut short (tail concealed)
+            "rx_ptime_ms": self.split.payload_bytes // 8,  # the peer's, as learned
             "lost": j.lost,
             "late": j.late,
             "concealed": j.concealed,

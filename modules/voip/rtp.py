@@ -89,19 +89,25 @@ class RtpHeader:
     def ssrc(self):
         return (self.ssrc_hi << 16) | self.ssrc_lo
 
-    def unpack_from(self, data, length=None):
-        """Parse the header of the packet in data[:length]; return the payload offset.
+    def unpack_from(self, data, length=None, offset=0):
+        """Parse the header of the packet in data[offset : offset + length]; return the
+        payload offset.
 
-        The payload is data[payload_offset : payload_offset + payload_length] (padding
-        excluded). Raises ValueError, naming what is wrong, for a malformed packet; the
+        length defaults to the rest of data. Offsets (payload_offset, csrc_offset,
+        extension_offset) count from the start of data, so the payload is
+        data[payload_offset : payload_offset + payload_length] (padding excluded) whatever
+        the packet's offset: a receiver can parse several packets in one buffer without
+        slicing it. Raises ValueError, naming what is wrong, for a malformed packet; the
         fields are then unspecified."""
+        if offset < 0 or offset > len(data):
+            raise ValueError("RTP offset %d outside the %d-byte buffer" % (offset, len(data)))
         if length is None:
-            length = len(data)
-        elif length > len(data):
+            length = len(data) - offset
+        elif offset + length > len(data):
             raise ValueError("RTP length %d exceeds the %d-byte buffer" % (length, len(data)))
         if length < HEADER_SIZE:
             raise ValueError("RTP packet truncated: %d bytes < 12" % length)
-        first = data[0]
+        first = data[offset]
         version = first >> 6
         if version != 2:
             raise ValueError("RTP version %d is not 2" % version)
@@ -109,27 +115,28 @@ class RtpHeader:
         self.padding = (first >> 5) & 1
         self.extension = (first >> 4) & 1
         self.csrc_count = first & 0x0F
-        second = data[1]
+        second = data[offset + 1]
         self.marker = second >> 7
         self.payload_type = second & 0x7F
-        self.sequence = (data[2] << 8) | data[3]
-        self.timestamp_hi = (data[4] << 8) | data[5]
-        self.timestamp_lo = (data[6] << 8) | data[7]
-        self.ssrc_hi = (data[8] << 8) | data[9]
-        self.ssrc_lo = (data[10] << 8) | data[11]
-        self.csrc_offset = HEADER_SIZE
-        pos = HEADER_SIZE + 4 * self.csrc_count
-        if pos > length:
+        self.sequence = (data[offset + 2] << 8) | data[offset + 3]
+        self.timestamp_hi = (data[offset + 4] << 8) | data[offset + 5]
+        self.timestamp_lo = (data[offset + 6] << 8) | data[offset + 7]
+        self.ssrc_hi = (data[offset + 8] << 8) | data[offset + 9]
+        self.ssrc_lo = (data[offset + 10] << 8) | data[offset + 11]
+        self.csrc_offset = offset + HEADER_SIZE
+        end = offset + length
+        pos = offset + HEADER_SIZE + 4 * self.csrc_count
+        if pos > end:
             raise ValueError("RTP packet has truncated CSRC list")
         if self.extension:
             # RFC 3550 §5.3.1: a 4-byte header (profile, length in 32-bit words) then data.
-            if pos + 4 > length:
+            if pos + 4 > end:
                 raise ValueError("RTP packet has truncated header extension")
             self.extension_profile = (data[pos] << 8) | data[pos + 1]
             self.extension_length = 4 * ((data[pos + 2] << 8) | data[pos + 3])
             self.extension_offset = pos + 4
             pos += 4 + self.extension_length
-            if pos > length:
+            if pos > end:
                 raise ValueError("RTP packet has truncated header extension")
         else:
             self.extension_profile = 0
@@ -138,24 +145,24 @@ class RtpHeader:
         padding_length = 0
         if self.padding:
             # RFC 3550 §5.1: the last octet counts the padding octets, itself included.
-            padding_length = data[length - 1]
+            padding_length = data[end - 1]
             if padding_length == 0:
                 raise ValueError("RTP padding length 0 is invalid")
-            if padding_length > length - pos:
+            if padding_length > end - pos:
                 raise ValueError(
                     "RTP padding larger than payload: %d > %d bytes"
-                    % (padding_length, length - pos)
+                    % (padding_length, end - pos)
                 )
         self.padding_length = padding_length
         self.payload_offset = pos
-        self.payload_length = length - pos - padding_length
+        self.payload_length = end - pos - padding_length
         return pos
 
     def csrc(self, data, index):
         """The index-th CSRC identifier of the packet last unpacked from data."""
         if not 0 <= index < self.csrc_count:
             raise IndexError("CSRC index out of range")
-        return struct.unpack_from(">I", data, HEADER_SIZE + 4 * index)[0]
+        return struct.unpack_from(">I", data, self.csrc_offset + 4 * index)[0]
 
 
 class RtpPacket:
