@@ -399,6 +399,7 @@ class MediaSession:
             "rx_split": self.split.split_packets,  # packets a read had glued to another
             "rx_cut": self.split.cut_packets,  # packets a read cut short (tail concealed)
             "rx_ptime_ms": self.split.payload_bytes // 8,  # the peer's, as learned
+            "jb_frame_ms": j.frame_ms,  # the unit of lost, late, concealed
             "lost": j.lost,
             "late": j.late,
             "concealed": j.concealed,
