@@ -104,6 +104,7 @@ def run_ua(count, seed, budget, max_transactions=32):
         "ballast": len(ballast) if ballast is not None else 0,
         "idle_free_start": idle_start, "idle_free_end": idle_end, "lowest_free": lowest,
         "options_ok": options_ok, "sent": feeder.sent, "events": feeder.events,
+        "out_of_memory": feeder.out_of_memory,
         "stats": ua.stats, "transactions_left": len(ua.layer), "calls_left": len(ua._calls),
     }
 

@@ -57,9 +57,10 @@ def run(compiled, *args, timeout=240):
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(lines[-1][len("MP-RESULT "):])
     used = result["budget"] - result["lowest_free"]
-    print("micropython %s: %d inputs, peak live %d of %d bytes, idle drift %d bytes"
+    print("micropython %s: %d inputs, peak live %d of %d bytes, idle drift %d bytes%s"
           % (result["target"], result["count"], used, result["budget"],
-             result["idle_free_start"] - result["idle_free_end"]))
+             result["idle_free_start"] - result["idle_free_end"],
+             ", %d out of memory" % result["out_of_memory"] if "out_of_memory" in result else ""))
     return result
 
 
@@ -74,6 +75,9 @@ def test_user_agent_under_mutation_in_a_small_heap(compiled_voip, budget_kb, tra
     result = run(compiled_voip, "ua", COUNT, 20240601 + budget_kb, budget_kb, transactions)
     stats = result["stats"]
     assert stats["errors"] == 0, stats
+    # MemoryError is the one exception receive() lets out (the shell collects and goes on):
+    # with the default table never; in 96 KB a fragmented heap may refuse a rare datagram
+    assert result["out_of_memory"] <= (0 if transactions == 32 else COUNT // 1000), result
     assert stats["received"] == COUNT + 1 and stats["malformed"] > COUNT // 2
     assert stats["blocked"] > 0  # the stranger's requests met the admission check
     assert result["sent"] > COUNT // 4  # it answered what deserved an answer
