@@ -125,6 +125,8 @@ class LoopbackSystem:
             "devices": [{"user": DEVICE_USER, "password": self._password}],
             "logging": {"calls_dir": self.calls_dir},
         }, relay_config)
+        if playout_prebuffer_ms is not None:  # the relay's [media] prebuffer_ms, for benchmarks
+            self._relay_data.setdefault("media", {})["prebuffer_ms"] = playout_prebuffer_ms
         self._device_overrides = device_config
         self._device_log_level = device_log_level
         self._freeze_gc = freeze_gc
@@ -133,7 +135,6 @@ class LoopbackSystem:
                              "heapsize": heapsize, "mpy": mpy}
         if boards:
             self._device_args["boards"] = boards
-        self._prebuffer_ms = playout_prebuffer_ms
         self.relay = None
         self.device = None
         self.device_cfg = None
@@ -153,8 +154,7 @@ class LoopbackSystem:
         from .relay.service import Relay
 
         cfg = relay_config.from_dict(self._relay_data, environ={})
-        self.relay = Relay(cfg, control=False, media_factory=self._media_factory
-                           if self._prebuffer_ms is not None else None)
+        self.relay = Relay(cfg, control=False)
         try:
             _host, self.sip_port = await self.relay.start()
             self._write_device_config()
@@ -204,16 +204,6 @@ class LoopbackSystem:
 
     async def __aexit__(self, *exc):
         await self.stop()
-
-    def _media_factory(self, call):
-        """The relay's own media session with another playout prebuffer (the latency
-        benchmark measures the floor with 0); nothing else differs."""
-        from .relay.playout import AgentPlayout
-
-        session = self.relay._default_media(call)
-        session.playout = AgentPlayout(session.codec, session.payload_type,
-                                       prebuffer_ms=self._prebuffer_ms)
-        return session
 
     def _write_device_config(self):
         cfg = _merge({

@@ -14,6 +14,7 @@ Sections (see example.toml beside this file)::
     [[agents]]   name (the SIP user callers dial), instructions, voice, tools, backend
     [[devices]]  user, password or ha1 (digest credentials; a device registers and calls with them)
     [admission]  allowlist (addresses, CIDRs, names), max_failures, failure_window_s, lockout_s
+    [media]      prebuffer_ms (agent audio queued before a talkspurt starts: 0..40, default 20)
     [pbx]        registrar, user, password, auth_user, domain, expires, agent
     [logging]    level, calls_dir
     [control]    socket (the Unix socket `sipmote relay call DEVICE` talks to)
@@ -127,6 +128,13 @@ class PbxSettings:
 
 
 @dataclasses.dataclass
+class MediaSettings:
+    # agent audio queued before a talkspurt's first packet (a frame at least is always needed):
+    # the default is measured by tests/bench/bench_e2e.py, the bound is the product's promise
+    prebuffer_ms: int = 20
+
+
+@dataclasses.dataclass
 class LoggingSettings:
     level: str = "info"
     calls_dir: str | None = None
@@ -145,6 +153,7 @@ class RelayConfig:
     devices: list = dataclasses.field(default_factory=list)
     admission: AdmissionSettings = dataclasses.field(default_factory=AdmissionSettings)
     pbx: PbxSettings | None = None
+    media: MediaSettings = dataclasses.field(default_factory=MediaSettings)
     logging: LoggingSettings = dataclasses.field(default_factory=LoggingSettings)
     control: ControlSettings = dataclasses.field(default_factory=ControlSettings)
     source: str | None = None  # the file it came from
@@ -435,6 +444,17 @@ def _pbx(data, agents):
     return p
 
 
+def _media(data):
+    from .playout import DEFAULT_PREBUFFER_MS, MAX_PREBUFFER_MS
+
+    t = _table(data, "media")
+    w = "media."
+    _no_unknown(t, ("prebuffer_ms",), w)
+    m = MediaSettings()
+    m.prebuffer_ms = _int(t, "prebuffer_ms", w, DEFAULT_PREBUFFER_MS, 0, MAX_PREBUFFER_MS)
+    return m
+
+
 def _logging(data, base_dir):
     t = _table(data, "logging")
     w = "logging."
@@ -461,7 +481,8 @@ def _control(data, base_dir):
     return c
 
 
-_SECTIONS = ("sip", "backend", "agents", "devices", "admission", "pbx", "logging", "control")
+_SECTIONS = ("sip", "backend", "agents", "devices", "admission", "pbx", "media", "logging",
+             "control")
 
 
 def from_dict(data, environ=None, base_dir=None):
@@ -475,6 +496,7 @@ def from_dict(data, environ=None, base_dir=None):
     cfg.devices = _devices(data)
     cfg.admission = _admission(data)
     cfg.pbx = _pbx(data, cfg.agents)
+    cfg.media = _media(data)
     cfg.logging = _logging(data, base_dir)
     cfg.control = _control(data, base_dir)
     return cfg

@@ -40,7 +40,16 @@ Agent direction: audio events go into an AgentPlayout (playout.py); one ``loop.c
 timer per call fires at absolute 20 ms deadlines (``deadline += 20 ms``: no drift) and sends
 the packet the playout returns for that deadline. A late timer catches up at most
 ``max_catchup_frames`` frames; beyond that the missed deadlines are skipped (the timestamp
-keeps following the clock, the next packet carries a marker).
+keeps following the clock, the next packet carries a marker). The grid's phase follows the
+audio, so that no frame waits for a slot that audio arrival and clock happen to misalign:
+- a talkspurt starts as soon as its audio is there (the playout's ``start_time()``), not at
+  the next deadline; the deadlines continue 20 ms apart from that first packet;
+- a deadline whose frame is late (the playout is ``starving``: the item is still arriving) is
+  held up to ``hold_s`` for it; the frame goes out when it arrives, with the timestamp of the
+  held deadline, and the deadlines continue from there. So a backend that delivers in real
+  time (an agent answering each frame at once) is paced just after its frames arrive, with
+  no pre-buffer, and a short hiccup costs the caller a few ms of delay instead of a hole.
+Packets are never less than a frame apart, except when the clock catches up after a stall.
 
 Barge-in: on ``speech_started`` the playout drops all queued audio before the next tick, and
 for each item cut short the backend gets ``truncate(item_id, ms of that item sent as RTP)``;
@@ -79,7 +88,7 @@ from .backends import (
 )
 from .caller_rtp import AUDIO, CallerRtp
 from .calllog import CallLog, LatencyStats
-from .playout import AgentPlayout
+from .playout import DEFAULT_PREBUFFER_MS, AgentPlayout
 
 FRAME_S = 0.020
 LATE_S = 0.010  # a packet sent this long after its deadline counts as late
@@ -91,9 +100,9 @@ _CHECK_EVERY_TICKS = 50  # RTP timeout check: once a second
 class MediaSession:
     def __init__(self, rtp, remote, codec, backend, config=None, *, payload_type=None,
                  dtmf_payload_type=101, call_id=None, log_dir=None, on_ended=None,
-                 prebuffer_ms=40, max_queue_ms=60000, send_silence=False, rtp_timeout_s=60.0,
-                 max_pending_frames=250, max_catchup_frames=3, tool_handler=None,
-                 symmetric_rtp=False):
+                 prebuffer_ms=DEFAULT_PREBUFFER_MS, max_queue_ms=60000, send_silence=False,
+                 rtp_timeout_s=60.0, max_pending_frames=250, max_catchup_frames=3,
+                 tool_handler=None, symmetric_rtp=False, hold_s=FRAME_S):
         if codec not in STATIC_PT:
             raise ValueError("codec must be 'pcmu' or 'pcma'")
         self.codec = codec
@@ -108,6 +117,9 @@ class MediaSession:
         self.max_pending_frames = max_pending_frames
         self.max_catchup_frames = max_catchup_frames
         self.tool_handler = tool_handler
+        if not 0 <= hold_s <= FRAME_S:
+            raise ValueError("hold_s must be within 0..%g" % FRAME_S)
+        self.hold_s = hold_s
         self.playout = AgentPlayout(codec, self.payload_type, prebuffer_ms=prebuffer_ms,
                                     max_queue_ms=max_queue_ms, send_silence=send_silence)
         self._rtp = rtp
@@ -118,6 +130,8 @@ class MediaSession:
         self._loop = None
         self.ended = None
         self._timer = None
+        self._start_timer = None  # a talkspurt's start between deadlines (prebuffer by time)
+        self._holding = False  # the deadline at self._deadline waits for its late frame
         self._deadline = 0.0
         self._ticks = 0
         self._forwarder = None
@@ -222,6 +236,9 @@ class MediaSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -333,11 +350,13 @@ class MediaSession:
             if self._first_delta_at is None:
                 self._first_delta_at = now
             self.playout.push(ev.item_id, audio, ev.t_recv or now, now)
+            self._audio_arrived()
         elif kind == EV_AGENT_AUDIO_DONE:
             if self._from_backend is not None and ev.response_id not in self._cancelled:
                 self.playout.push(ev.item_id, self._from_backend.flush(), time.monotonic(),
                                   time.monotonic())
             self.playout.end_item(ev.item_id)
+            self._audio_arrived()
         elif kind == EV_SPEECH_STARTED:
             self._on_speech_started(ev)
         elif kind == EV_SPEECH_STOPPED:
@@ -419,25 +438,78 @@ class MediaSession:
         now = loop.time()
         deadline = self._deadline
         playout = self.playout
+        self._holding = False
         n = 0
         while deadline <= now and n < self.max_catchup_frames:
+            if playout.starving and now < deadline + self.hold_s:
+                # The talkspurt's next frame is late: hold this deadline for it (up to hold_s;
+                # _audio_arrived sends it) rather than end the talkspurt with a hole.
+                self._holding = True
+                playout.held += 1
+                break
             packet = playout.tick(deadline)
             if packet is not None:
                 self._send(packet, deadline)
             deadline += FRAME_S
             n += 1
             now = loop.time()
-        while deadline <= now:  # stalled for longer than the catch-up allows: skip
-            playout.skip()
-            deadline += FRAME_S
+        if not self._holding:
+            while deadline <= now:  # stalled for longer than the catch-up allows: skip
+                playout.skip()
+                deadline += FRAME_S
         self._deadline = deadline
-        self._timer = loop.call_at(deadline, self._tick)
+        self._timer = loop.call_at(deadline + self.hold_s if self._holding else deadline,
+                                   self._tick)
         self._ticks += 1
         if self._ticks % _CHECK_EVERY_TICKS == 0 and self.rtp_timeout_s:
             if now - self._last_rtp > self.rtp_timeout_s:
                 self.log.event("rtp_timeout", say="no RTP from the caller for %gs"
                                % self.rtp_timeout_s, level=logging.WARNING)
                 self._end("no RTP from the caller for %gs" % self.rtp_timeout_s)
+
+    def _audio_arrived(self):
+        """Agent audio was queued: send at once what need not wait for the next deadline (the
+        held deadline's frame, or a talkspurt's first packet), and move the grid there."""
+        if not self._running or self._loop is None:
+            return
+        playout = self.playout
+        now = self._loop.time()
+        if self._holding:
+            if playout.starving:
+                return  # still not a whole frame: keep holding
+            self._holding = False
+            if playout.talking and playout.queued_bytes:
+                packet = playout.tick(now)  # the held deadline's timestamp, sent late
+                if packet is not None:
+                    self._send(packet, now)
+                    self._rephase(now)
+                    return
+            self._rephase(self._deadline - FRAME_S)  # talkspurt over: serve the deadline now
+            return
+        at = playout.start_time()
+        if at is None:
+            return
+        if at <= now:
+            packet = playout.start(now, self._deadline)
+            if packet is not None:
+                self._send(packet, now)
+                self._rephase(now)
+        elif at < self._deadline and self._start_timer is None:
+            self._start_timer = self._loop.call_at(at, self._start_due)
+
+    def _start_due(self):
+        self._start_timer = None
+        self._audio_arrived()
+
+    def _rephase(self, t):
+        """The next deadline is one frame after t (a packet just went out at t)."""
+        self._deadline = t + FRAME_S
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(self._deadline, self._tick)
+        if self._start_timer is not None:
+            self._start_timer.cancel()
+            self._start_timer = None
 
     def _send(self, packet, deadline):
         try:
@@ -478,6 +550,7 @@ class MediaSession:
             out_of_order=s["out_of_order"], pending_dropped=s["pending_dropped"],
             dtmf=s["dtmf"], rtp_out=s["rtp_out"], late_frames=s["late_frames"],
             barge_ins=s["barge_ins"], talkspurts=p.talkspurts, underruns=p.underruns,
+            early_starts=p.early_starts, held=p.held,
             agent_audio_dropped_bytes=p.dropped_bytes, skipped_ticks=p.skipped,
             in_latency=s["in_latency"].summary_ms(), out_latency=s["out_latency"].summary_ms(),
             lateness=s["lateness"].summary_ms(),

@@ -10,8 +10,14 @@ Invariants:
   sent, so timestamps follow the media clock across silence, responses and barge-in; the
   sequence number advances by one per packet sent; the marker bit is set on the first packet
   of each talkspurt;
-- a talkspurt starts once ``prebuffer_ms`` of audio is queued, or the queued item is complete,
-  or the oldest queued byte has waited ``prebuffer_ms``: audio never waits longer than that;
+- a talkspurt starts once a whole frame is queued and ``prebuffer_ms`` of audio is queued, or
+  the queued item is complete, or the oldest queued byte has waited ``prebuffer_ms``: audio
+  never waits longer than that. ``start_time()`` says when that is, so the clock may send the
+  first packet of a talkspurt at once (``start(t, deadline)``) instead of at its next deadline,
+  and keep its 20 ms grid from there;
+- ``starving`` says the talkspurt's next frame is late (its item is still arriving): the clock
+  may hold that deadline for it and send it when it comes, with the timestamp it would have had,
+  instead of ending the talkspurt (which would leave a one-frame hole in the timestamps);
 - the queue holds at most ``max_queue_ms`` of audio (the excess is dropped and counted);
 - ``sent_ms(item_id)`` is exactly the audio of that item that has gone out in packets (silence
   padding excluded): it is what the caller heard, and what barge-in truncates the item to.
@@ -26,6 +32,12 @@ from .g711_tables import SILENCE_BYTE
 
 FRAME_MS = 20
 SAMPLES_PER_MS = 8  # G.711 at 8 kHz: one byte per sample
+# The default pre-buffer: one frame, i.e. none beyond the frame a packet needs. The backends
+# deliver faster than real time once they have started (OpenAI's deltas, the echo backend's
+# whole utterance), and a frame that is late mid-talkspurt is held for (``starving``), so a
+# deeper pre-buffer only adds delay; tests/bench/bench_e2e.py measures the choice.
+DEFAULT_PREBUFFER_MS = 20
+MAX_PREBUFFER_MS = 40
 _HISTORY = 64  # items remembered for sent_ms() and for ignoring late audio of dropped items
 
 
@@ -55,9 +67,9 @@ class _Bounded(collections.OrderedDict):
 
 class AgentPlayout:
     def __init__(self, codec, payload_type, ssrc=None, seq=None, timestamp=None,
-                 prebuffer_ms=40, max_queue_ms=60000, send_silence=False):
-        if not 0 <= prebuffer_ms <= 40:
-            raise ValueError("prebuffer_ms must be within 0..40")
+                 prebuffer_ms=DEFAULT_PREBUFFER_MS, max_queue_ms=60000, send_silence=False):
+        if not 0 <= prebuffer_ms <= MAX_PREBUFFER_MS:
+            raise ValueError("prebuffer_ms must be within 0..%d" % MAX_PREBUFFER_MS)
         self.codec = codec
         self.payload_type = payload_type
         rnd = os.urandom(10)
@@ -80,6 +92,7 @@ class AgentPlayout:
         self._discarded = _Bounded(_HISTORY)  # items dropped by barge-in: ignore late audio
         self._sent = _Bounded(_HISTORY)  # item -> bytes sent
         self.talking = False
+        self.sent_last = False  # the last deadline sent a packet (an early start must not follow)
         self.last_item = None  # the item the last packet carried (the one "playing")
         # the newest audio in the last packet: for the "delta received -> RTP out" latency
         self.frame_t_recv = 0.0
@@ -90,6 +103,8 @@ class AgentPlayout:
         self.underruns = 0
         self.dropped_bytes = 0
         self.skipped = 0
+        self.early_starts = 0  # talkspurts started between deadlines, as soon as audio was there
+        self.held = 0  # deadlines the clock held for a late frame (counted by the clock)
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -129,6 +144,25 @@ class AgentPlayout:
     def item_complete(self, item_id):
         return item_id in self._ended
 
+    @property
+    def starving(self):
+        """Talking, but the next frame has not all arrived while its item is still coming: the
+        frame is late. (A talkspurt whose audio is complete and sent is over, not starving.)"""
+        if not self.talking or self._frame_ready():
+            return False
+        return bool(self.queued_bytes) or (
+            self.last_item is not None and self.last_item not in self._ended)
+
+    def start_time(self):
+        """When a talkspurt may start (a time on the clock of push()'s t_ready; 0.0: now), or
+        None: talking already, the last deadline sent a packet (the next one may not come
+        sooner than a frame later), or not a whole frame queued and the item still arriving."""
+        if self.talking or self.sent_last or not self._frame_ready():
+            return None
+        if self.queued_bytes >= self.prebuffer_bytes or self._all_queued_ended():
+            return 0.0
+        return self._queue[0].t_ready + self.prebuffer_s
+
     def interrupt(self):
         """Barge-in: drop all queued audio now. Returns [(item_id, sent_ms)] for every item cut
         short (queued audio dropped, or the playing item whose audio had not all arrived)."""
@@ -152,7 +186,7 @@ class AgentPlayout:
         """One 20 ms deadline at time t (seconds). Returns the RTP packet to send, or None."""
         marker = False
         send = False
-        if not self.talking and self.queued_bytes and self._may_start(t):
+        if not self.talking and self._frame_ready() and self._may_start(t):
             self.talking = True
             self.talkspurts += 1
             marker = True
@@ -171,6 +205,7 @@ class AgentPlayout:
         if not send and self.send_silence:
             self.payload[:] = self._silence_frame
             send = True
+        self.sent_last = send
         packet = None
         if send:
             rtp.pack_header(
@@ -182,15 +217,36 @@ class AgentPlayout:
         self.timestamp = (self.timestamp + self.frame_bytes) & 0xFFFFFFFF
         return packet
 
+    def start(self, t, deadline):
+        """Start a talkspurt at t, before the clock's next deadline (start_time() <= t): the
+        first packet goes now rather than up to a frame later. Its timestamp is that of the
+        deadline nearer t, the one before if that deadline sent nothing, so the timestamps stay
+        on the 20 ms grid and within half a frame of the wall clock; the clock's next deadline
+        is then t + one frame. Returns the packet, or None when no talkspurt may start now."""
+        at = self.start_time()
+        if at is None or at > t + 1e-6:
+            return None
+        if deadline - t > FRAME_MS / 2000.0:
+            # the previous deadline's timestamp is unused (it sent nothing): t is nearer it
+            self.timestamp = (self.timestamp - self.frame_bytes) & 0xFFFFFFFF
+        self.early_starts += 1
+        return self.tick(t)
+
     def skip(self):
         """A deadline the clock could not serve in time (the host stalled): the timestamp moves
         on with the media clock, nothing is sent, and the talkspurt restarts with a marker."""
         self.timestamp = (self.timestamp + self.frame_bytes) & 0xFFFFFFFF
         self.talking = False
+        self.sent_last = False
         self.skipped += 1
 
+    def _frame_ready(self):
+        """A whole frame is queued, or what is queued is the end of complete items."""
+        return self.queued_bytes >= self.frame_bytes or (
+            self.queued_bytes > 0 and self._all_queued_ended())
+
     def _may_start(self, t):
-        if self.queued_bytes >= max(self.prebuffer_bytes, self.frame_bytes):
+        if self.queued_bytes >= self.prebuffer_bytes:
             return True
         if self._all_queued_ended():
             return True

@@ -579,6 +579,7 @@ class Relay:
             dtmf_payload_type=info.recv_telephone_event,
             call_id=call.call_id,
             log_dir=self.calls_dir,
+            prebuffer_ms=cfg.media.prebuffer_ms,
         )
         call.log = session.log  # SIP events land in the same per-call JSON-lines file
         return session
