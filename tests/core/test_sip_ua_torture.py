@@ -3,6 +3,7 @@
 # message gets the answer its INDEX.md row asks of an endpoint, every answer goes back to the
 # source IP, and nothing ever raises or is counted as an internal error. Both runtimes.
 from checks import is_micropython
+from mutation import Lcg, mutate
 
 from voip.sip.ua import UserAgent
 
@@ -138,34 +139,9 @@ def test_torture_messages_from_strangers_get_nothing():
         assert ua.outgoing() == [] and ua.events() == [], name
 
 
-class Lcg:
-    def __init__(self, seed):
-        self.state = seed
-
-    def below(self, n):
-        self.state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self.state >> 8) % n
-
-
 TOKENS = [b'"', b"<", b">", b",", b";", b":", b"%", b"\r\n", b"\r\n ", b" ", b"\x00", b"\xff",
           b"=", b"@", b"tag=x", b"SIP/2.0", b"\r\n\r\n", b"CSeq: 1 BYE\r\n", b"To: <sip:b@h>;tag=",
           b"Content-Length: 9\r\n", b"9" * 12, b"INVITE", b"ACK", b"CANCEL", b"z9hG4bK"]
-
-
-def mutate(rng, data):
-    for _ in range(1 + rng.below(3)):
-        kind = rng.below(4)
-        pos = rng.below(len(data) + 1)
-        if kind == 0 and data:
-            pos = min(pos, len(data) - 1)
-            data = data[:pos] + bytes([rng.below(256)]) + data[pos + 1 :]
-        elif kind == 1:
-            data = data[:pos] + TOKENS[rng.below(len(TOKENS))] + data[pos:]
-        elif kind == 2:
-            data = data[:pos] + data[pos + 1 + rng.below(8) :]
-        else:
-            data = data[:pos]
-    return data
 
 
 def test_mutated_datagrams_never_break_a_ua_with_live_calls():
@@ -203,7 +179,7 @@ def test_mutated_datagrams_never_break_a_ua_with_live_calls():
     rng = Lcg(4475)
     count = 400 if is_micropython() else 2000
     for i in range(count):
-        data = mutate(rng, seeds[rng.below(len(seeds))])
+        data = mutate(rng, seeds[rng.below(len(seeds))], TOKENS, kinds=4)
         b.receive(data, a_addr, net.now + i)
         a.receive(data, b_addr, net.now + i)
         if i % 50 == 0:

@@ -22,41 +22,12 @@ import json
 import sys
 
 from fuzz_seeds import DIGEST_SEEDS, RTCP_SEEDS, RTP_SEEDS, SDP_SEEDS, SIP_SEEDS
+from mutation import Lcg, mutate
 
 TOKENS = [b'"', b"<", b">", b",", b";", b":", b"%", b"\r\n", b"\r\n ", b" ", b"\x00", b"\xff",
           b"=", b"@", b"tag=x", b"SIP/2.0", b"\r\n\r\n", b"CSeq: 9 BYE\r\n", b"z9hG4bK",
           b"To: <sip:ua@127.0.0.1>;tag=u1\r\n", b"Content-Length: 99\r\n", b"9" * 12,
           b"INVITE", b"ACK", b"CANCEL", b"\x80", b"m=audio ", b"a=rtpmap:"]
-
-
-class Lcg:
-    def __init__(self, seed):
-        self.state = seed
-
-    def below(self, n):
-        self.state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self.state >> 8) % n
-
-
-def mutate(rng, data):
-    for _ in range(1 + rng.below(3)):
-        kind = rng.below(5)
-        pos = rng.below(len(data) + 1)
-        if kind == 0 and data:
-            pos = min(pos, len(data) - 1)
-            data = data[:pos] + bytes([rng.below(256)]) + data[pos + 1 :]
-        elif kind == 1:
-            data = data[:pos] + TOKENS[rng.below(len(TOKENS))] + data[pos:]
-        elif kind == 2:
-            data = data[:pos] + data[pos + 1 + rng.below(16) :]
-        elif kind == 3:
-            data = data[:pos]
-        else:
-            end = data.find(b"\n", pos)
-            if end >= 0:
-                start = data.rfind(b"\n", 0, pos) + 1
-                data = data[: end + 1] + data[start : end + 1] + data[end + 1 :]
-    return data
 
 
 def free_after_collect():
@@ -82,7 +53,7 @@ def run_ua(count, seed, budget, max_transactions=32):
     idle_start = None
     warm = min(300, count // 4)
     for i in range(count):
-        data = mutate(rng, SIP_SEEDS[rng.below(len(SIP_SEEDS))])
+        data = mutate(rng, SIP_SEEDS[rng.below(len(SIP_SEEDS))], TOKENS, max_cut=16)
         stranger = rng.below(8) == 0
         feeder.feed(data, fuzz_ua.STRANGER if stranger else fuzz_ua.PEER)
         if i % 16 == 15:
@@ -123,7 +94,7 @@ def run_media(count, seed, budget):
     for i in range(count):
         k = rng.below(len(checks))
         check, seeds = checks[k]
-        if check(mutate(rng, seeds[rng.below(len(seeds))])):
+        if check(mutate(rng, seeds[rng.below(len(seeds))], TOKENS, max_cut=16)):
             accepted[k] += 1
         if i % 16 == 0:
             free = free_after_collect()

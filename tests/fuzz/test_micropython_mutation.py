@@ -19,6 +19,7 @@ from micropython_plugin import micropython_binary
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+LIB = os.path.join(ROOT, "tests", "lib")  # mutation.py, shared with tests/core
 COUNT = int(os.environ.get("SIPMOTE_MP_MUTATIONS", "3000"))
 DRIFT_BYTES = 1024  # idle-to-idle: MicroPython's own bookkeeping moves a few hundred bytes
 
@@ -48,7 +49,7 @@ def compiled_voip(tmp_path_factory):
 
 
 def run(compiled, *args, timeout=240):
-    env = dict(os.environ, MICROPYPATH=os.pathsep.join([compiled, HERE]))
+    env = dict(os.environ, MICROPYPATH=os.pathsep.join([compiled, HERE, LIB]))
     proc = subprocess.run(
         [micropython_binary(), "-X", "heapsize=1M", os.path.join(HERE, "mp_mutation.py")]
         + [str(a) for a in args],
