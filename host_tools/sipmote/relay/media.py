@@ -32,8 +32,10 @@ private address. Otherwise only the remote host's packets are accepted.
 Caller direction: each datagram from the remote host is parsed (malformed, wrong payload type,
 stray SSRC, duplicate or late sequence numbers: dropped and counted); RFC 4733 telephone events
 become one ``send_dtmf`` per key press (and a log line); audio payloads go to one forwarding
-task that hands them to ``backend.send_audio`` in arrival order without waiting for anything
-else (G.711 as is, or converted to 24 kHz PCM for a PCM backend). The queue between the two
+task that hands them to ``backend.send_audio`` in sequence order without waiting for anything
+else (G.711 as is, or converted to 24 kHz PCM for a PCM backend). In-order audio goes at once;
+audio after a gap waits up to ``reorder_ms`` for the missing packet (caller_rtp.py, reorder.py:
+one ``call_later`` timer at the window's deadline gives the gap up). The queue between the two
 is bounded (``max_pending_frames``; the oldest is dropped when the backend stalls).
 
 Agent direction: audio events go into an AgentPlayout (playout.py); one ``loop.call_at``
@@ -89,6 +91,7 @@ from .backends import (
 from .caller_rtp import AUDIO, CallerRtp
 from .calllog import CallLog, LatencyStats
 from .playout import DEFAULT_PREBUFFER_MS, AgentPlayout
+from .reorder import DEFAULT_HOLD_MS as DEFAULT_REORDER_MS
 
 FRAME_S = 0.020
 LATE_S = 0.010  # a packet sent this long after its deadline counts as late
@@ -102,7 +105,8 @@ class MediaSession:
                  dtmf_payload_type=101, call_id=None, log_dir=None, on_ended=None,
                  prebuffer_ms=DEFAULT_PREBUFFER_MS, max_queue_ms=60000, send_silence=False,
                  rtp_timeout_s=60.0, max_pending_frames=250, max_catchup_frames=3,
-                 tool_handler=None, symmetric_rtp=False, hold_s=FRAME_S):
+                 tool_handler=None, symmetric_rtp=False, hold_s=FRAME_S,
+                 reorder_ms=DEFAULT_REORDER_MS):
         if codec not in STATIC_PT:
             raise ValueError("codec must be 'pcmu' or 'pcma'")
         self.codec = codec
@@ -131,6 +135,7 @@ class MediaSession:
         self.ended = None
         self._timer = None
         self._start_timer = None  # a talkspurt's start between deadlines (prebuffer by time)
+        self._reorder_timer = None  # caller audio held after a gap: when to give the gap up
         self._holding = False  # the deadline at self._deadline waits for its late frame
         self._deadline = 0.0
         self._ticks = 0
@@ -153,7 +158,7 @@ class MediaSession:
             "lateness": LatencyStats(),
         }
         self.caller = CallerRtp(remote, self.payload_type, dtmf_payload_type, self.stats,
-                                self.log, symmetric=symmetric_rtp)
+                                self.log, symmetric=symmetric_rtp, reorder_ms=reorder_ms)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -239,6 +244,9 @@ class MediaSession:
         if self._start_timer is not None:
             self._start_timer.cancel()
             self._start_timer = None
+        if self._reorder_timer is not None:
+            self._reorder_timer.cancel()
+            self._reorder_timer = None
         if self._transport is not None:
             self._transport.close()
             self._transport = None
@@ -280,16 +288,29 @@ class MediaSession:
 
     def _on_rtp(self, data, addr):
         t_in = time.monotonic()
-        got = self.caller.receive(data, addr)
-        if got is None:
-            return
-        kind, value = got
-        if kind == AUDIO:
-            self._last_rtp = t_in
-            self._enqueue(("audio", value, t_in))
-        else:
-            self.log.event("dtmf", say="caller pressed %s" % value, digit=value)
-            self._enqueue(("dtmf", value, t_in))
+        self._from_caller(self.caller.receive(data, addr, t_in * 1000.0))
+        if self.caller.deadline_ms is not None and self._reorder_timer is None and self._running:
+            self._reorder_timer = self._loop.call_later(
+                max(0.0, self.caller.deadline_ms / 1000.0 - t_in), self._reorder_due)
+
+    def _reorder_due(self):
+        """The reorder window's deadline: give up the gap, forward what waited for it."""
+        self._reorder_timer = None
+        t = time.monotonic()
+        self._from_caller(self.caller.expire(t * 1000.0))
+        if self.caller.deadline_ms is not None and self._running:
+            self._reorder_timer = self._loop.call_later(
+                max(0.0, self.caller.deadline_ms / 1000.0 - t), self._reorder_due)
+
+    def _from_caller(self, items):
+        for kind, value, t_ms in items:  # t_ms: when it arrived (a held packet waited since)
+            t_in = t_ms / 1000.0
+            if kind == AUDIO:
+                self._last_rtp = max(self._last_rtp, t_in)
+                self._enqueue(("audio", value, t_in))
+            else:
+                self.log.event("dtmf", say="caller pressed %s" % value, digit=value)
+                self._enqueue(("dtmf", value, t_in))
 
     def _enqueue(self, entry):
         if not self._running:
@@ -547,7 +568,9 @@ class MediaSession:
             "ended", say="call ended: %s" % reason, reason=reason,
             rtp_in=s["rtp_in"], forwarded=s["forwarded"], malformed=s["malformed"],
             foreign=s["foreign"], wrong_pt=s["wrong_pt"], wrong_ssrc=s["wrong_ssrc"],
-            out_of_order=s["out_of_order"], pending_dropped=s["pending_dropped"],
+            out_of_order=s["out_of_order"], reordered=s["reordered"], seq_gaps=s["seq_gaps"],
+            reorder_held=s["held"], reorder_hold_max_ms=round(s["hold_max_ms"], 1),
+            pending_dropped=s["pending_dropped"],
             dtmf=s["dtmf"], rtp_out=s["rtp_out"], late_frames=s["late_frames"],
             barge_ins=s["barge_ins"], talkspurts=p.talkspurts, underruns=p.underruns,
             early_starts=p.early_starts, held=p.held,
