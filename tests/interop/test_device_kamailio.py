@@ -13,22 +13,18 @@ import subprocess
 import pytest
 from simdevice import (
     Kamailio,
-    device_config,
-    free_udp_port,
     g711_decode,
     g711_file,
     read_wav,
     require,
     require_micropython,
-    sipp,
+    sim_device,
     sipp_messages,
-    tone,
+    sipp_streaming_uac,
+    sipp_uas,
     tone_level,
     wait_until,
-    write_wav,
 )
-
-from sipmote.sim import SimDevice
 
 pytestmark = pytest.mark.interop
 
@@ -43,16 +39,9 @@ def kam(tmp_path):
 
 
 def registered_device(work, kam, mic_freq=None, password="kitchenpw", expires=600, **kw):
-    cfg_path = os.path.join(work, "device.json")
-    cfg = device_config(cfg_path, sip={
+    dev, cfg = sim_device(work, {"sip": {
         "user": "kitchen", "password": password, "domain": "127.0.0.1",
-        "registrar": "127.0.0.1:%d" % kam.port, "expires": expires})
-    mic = None
-    if mic_freq:
-        mic = os.path.join(work, "mic.wav")
-        write_wav(mic, tone(mic_freq, 10, 16000, 9000))
-    dev = SimDevice(cfg_path, mic=mic, speaker=os.path.join(work, "speaker.wav"),
-                    control_port=free_udp_port(), heapsize="1M", **kw)
+        "registrar": "127.0.0.1:%d" % kam.port, "expires": expires}}, mic_freq, **kw)
     return dev.start(), cfg
 
 
@@ -140,10 +129,10 @@ def test_sipp_calls_the_device_through_kamailio(tmp_path, kam, who_hangs_up):
         stream = os.path.join(work, "far.alaw")
         g711_file(stream, 450, 4, "PCMA", amp=6000)
         scenario = "device_uac.xml" if who_hangs_up == "sipp" else "device_uac_device_hangs_up.xml"
-        uac = sipp(work, "127.0.0.1:%d" % kam.port, scenario, media_port=free_udp_port(True),
-                   keys={"caller": "alice", "pt": 8,
-                         "codec": "PCMA/8000", "stream": stream + ",1,8"},
-                   extra=["-s", "kitchen", "-d", "3000", "-au", "alice", "-ap", "alicepw"])
+        uac = sipp_streaming_uac(
+            work, "127.0.0.1:%d" % kam.port, stream, "PCMA",
+            ["-s", "kitchen", "-d", "3000", "-au", "alice", "-ap", "alicepw"],
+            scenario=scenario, caller="alice")
         dev.wait_for("call: connected", 10)
         if who_hangs_up == "device":
             wait_until(lambda: dev.status()["media"]["rx_packets"] >= 120, 10, "2.4 s of RTP")
@@ -176,18 +165,14 @@ def test_sipp_calls_the_device_through_kamailio(tmp_path, kam, who_hangs_up):
 
 def test_device_calls_a_sipp_uas_through_kamailio(tmp_path, kam):
     work = str(tmp_path)
-    uas_port = free_udp_port()
-    uas = sipp(work, None, "device_uas.xml", port=uas_port, media_port=free_udp_port(True),
-               extra=["-rtp_echo"])
-    cfg_path = os.path.join(work, "device.json")
-    device_config(cfg_path, sip={
-        "user": "kitchen", "password": "kitchenpw", "domain": "127.0.0.1",
-        "registrar": "127.0.0.1:%d" % kam.port, "outbound_proxy": "127.0.0.1:%d" % kam.port},
-        call={"target": "sip:agent@127.0.0.1:%d" % uas_port})
-    mic = os.path.join(work, "mic.wav")
-    write_wav(mic, tone(650, 10, 16000, 9000))
-    dev = SimDevice(cfg_path, mic=mic, speaker=os.path.join(work, "speaker.wav"),
-                    control_port=free_udp_port(), heapsize="1M", exit_after_call=True).start()
+    uas = sipp_uas(work)
+    dev, _ = sim_device(work, {
+        "sip": {"user": "kitchen", "password": "kitchenpw", "domain": "127.0.0.1",
+                "registrar": "127.0.0.1:%d" % kam.port,
+                "outbound_proxy": "127.0.0.1:%d" % kam.port},
+        "call": {"target": "sip:agent@127.0.0.1:%d" % uas.port}}, mic_freq=650,
+        exit_after_call=True)
+    dev.start()
     try:
         dev.wait_for("sip: registered", 10)
         dev.control("call")
@@ -201,7 +186,7 @@ def test_device_calls_a_sipp_uas_through_kamailio(tmp_path, kam):
         uas.stop()
     assert code == 0, dev.log()
     log = kam.log()
-    assert "INVITE from sip:kitchen@127.0.0.1 routed to sip:agent@127.0.0.1:%d" % uas_port in log
+    assert "INVITE from sip:kitchen@127.0.0.1 routed to sip:agent@127.0.0.1:%d" % uas.port in log
     messages = sipp_messages(uas)
     assert "Record-Route: <sip:127.0.0.1:%d;lr" % kam.port in messages
     assert "BYE sip:" in messages

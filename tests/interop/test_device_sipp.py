@@ -4,21 +4,18 @@ import os
 
 import pytest
 from simdevice import (
-    device_config,
-    free_udp_port,
     g711_file,
     read_wav,
     require,
     require_micropython,
+    sim_device,
     sipp,
     sipp_messages,
-    tone,
+    sipp_streaming_uac,
+    sipp_uas,
     tone_level,
     wait_until,
-    write_wav,
 )
-
-from sipmote.sim import SimDevice
 
 pytestmark = pytest.mark.interop
 
@@ -31,15 +28,7 @@ def work(tmp_path):
 
 
 def start_device(work, cfg_sections, mic_freq=None, **kw):
-    cfg_path = os.path.join(work, "device.json")
-    cfg = device_config(cfg_path, **cfg_sections)
-    mic = None
-    if mic_freq:
-        mic = os.path.join(work, "mic.wav")
-        write_wav(mic, tone(mic_freq, 8, 16000, 9000))
-    port = free_udp_port()
-    dev = SimDevice(cfg_path, mic=mic, speaker=os.path.join(work, "speaker.wav"),
-                    control_port=port, heapsize="1M", **kw)
+    dev, cfg = sim_device(work, cfg_sections, mic_freq, mic_seconds=8, **kw)
     dev.start()
     dev.wait_for("sip: on 127.0.0.1", 15)
     return dev, cfg
@@ -52,10 +41,8 @@ def speaker_levels(work, freq, start_s=0.3):
 
 
 def test_device_calls_a_sipp_uas_and_hears_its_microphone_echoed(work):
-    uas_port = free_udp_port()
-    uas = sipp(work, None, "device_uas.xml", port=uas_port, media_port=free_udp_port(True),
-               extra=["-rtp_echo"])
-    dev, cfg = start_device(work, {"call": {"target": "sip:echo@127.0.0.1:%d" % uas_port}},
+    uas = sipp_uas(work)
+    dev, cfg = start_device(work, {"call": {"target": "sip:echo@127.0.0.1:%d" % uas.port}},
                             mic_freq=700, exit_after_call=True)
     try:
         assert dev.control("call").startswith("ok ")
@@ -85,11 +72,8 @@ def test_device_answers_sipp_and_plays_its_stream_until_sipp_hangs_up(work):
     dev, cfg = start_device(work, {"call": {"allowed_peers": ["127.0.0.1"]}},
                             mic_freq=900, exit_after_call=True)
     try:
-        uac = sipp(work, "127.0.0.1:%d" % cfg["sip"]["local_port"], "device_uac.xml",
-                   media_port=free_udp_port(True),
-                   keys={"caller": "tester", "pt": 0,
-                         "codec": "PCMU/8000", "stream": stream + ",1,0"},
-                   extra=["-s", "kitchen", "-d", "2500"])
+        uac = sipp_streaming_uac(work, "127.0.0.1:%d" % cfg["sip"]["local_port"], stream, "PCMU",
+                                 ["-s", "kitchen", "-d", "2500"])
         assert uac.wait(20) == 0, uac.log() + sipp_messages(uac)
         code = dev.wait(15)
     finally:
@@ -125,10 +109,9 @@ def test_invite_from_a_host_that_is_not_allowed_gets_no_answer(work):
 
 
 def test_no_rtp_from_the_far_end_hangs_up(work):
-    uas_port = free_udp_port()
-    uas = sipp(work, None, "device_uas.xml", port=uas_port, media_port=free_udp_port(True))
+    uas = sipp_uas(work, echo=False)
     dev, cfg = start_device(  # call.auto_call: the boot option places the call
-        work, {"call": {"target": "sip:silent@127.0.0.1:%d" % uas_port, "no_rtp_hangup_s": 2,
+        work, {"call": {"target": "sip:silent@127.0.0.1:%d" % uas.port, "no_rtp_hangup_s": 2,
                         "auto_call": True}}, exit_after_call=True)
     try:
         code = dev.wait(20)
@@ -142,10 +125,8 @@ def test_no_rtp_from_the_far_end_hangs_up(work):
 
 
 def test_digits_go_out_as_rfc4733_and_come_back_from_the_echo(work):
-    uas_port = free_udp_port()
-    uas = sipp(work, None, "device_uas.xml", port=uas_port, media_port=free_udp_port(True),
-               extra=["-rtp_echo"])
-    dev, cfg = start_device(work, {"call": {"target": "sip:echo@127.0.0.1:%d" % uas_port}})
+    uas = sipp_uas(work)
+    dev, cfg = start_device(work, {"call": {"target": "sip:echo@127.0.0.1:%d" % uas.port}})
     try:
         dev.control("call")
         dev.wait_for("call: connected", 10)
@@ -162,10 +143,8 @@ def test_digits_go_out_as_rfc4733_and_come_back_from_the_echo(work):
 
 
 def test_the_button_places_and_ends_the_call(work):
-    uas_port = free_udp_port()
-    uas = sipp(work, None, "device_uas.xml", port=uas_port, media_port=free_udp_port(True),
-               extra=["-rtp_echo"])
-    dev, cfg = start_device(work, {"call": {"target": "sip:echo@127.0.0.1:%d" % uas_port}})
+    uas = sipp_uas(work)
+    dev, cfg = start_device(work, {"call": {"target": "sip:echo@127.0.0.1:%d" % uas.port}})
     try:
         assert dev.control("press") == "ok"
         dev.wait_for("call: connected", 10)
@@ -186,11 +165,8 @@ def test_a_half_duplex_pdm_board_turns_to_the_far_end_and_back(work):
                                    "call": {"allowed_peers": ["127.0.0.1"]}},
                             mic_freq=900, exit_after_call=True)
     try:
-        uac = sipp(work, "127.0.0.1:%d" % cfg["sip"]["local_port"], "device_uac.xml",
-                   media_port=free_udp_port(True),
-                   keys={"caller": "tester", "pt": 0, "codec": "PCMU/8000",
-                         "stream": stream + ",1,0"},
-                   extra=["-s", "kitchen", "-d", "3500"])
+        uac = sipp_streaming_uac(work, "127.0.0.1:%d" % cfg["sip"]["local_port"], stream, "PCMU",
+                                 ["-s", "kitchen", "-d", "3500"])
         assert uac.wait(20) == 0, uac.log() + sipp_messages(uac)
         code = dev.wait(15)
     finally:

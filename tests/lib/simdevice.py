@@ -75,6 +75,24 @@ def device_config(path, **sections):
     return cfg
 
 
+def sim_device(work, sections, mic_freq=None, mic_seconds=10, **kw):
+    """The simulated device in `work`, not started: its config (device.json, `sections` over
+    device_config's defaults), its speaker recorded to speaker.wav, a control port, a 1 MB
+    heap and, with `mic_freq`, that tone as its microphone. kw: more SimDevice options.
+    Returns (device, config)."""
+    from sipmote.sim import SimDevice
+
+    cfg_path = os.path.join(work, "device.json")
+    cfg = device_config(cfg_path, **sections)
+    mic = None
+    if mic_freq:
+        mic = os.path.join(work, "mic.wav")
+        write_wav(mic, tone(mic_freq, mic_seconds, 16000, 9000))
+    dev = SimDevice(cfg_path, mic=mic, speaker=os.path.join(work, "speaker.wav"),
+                    control_port=free_udp_port(), heapsize="1M", **kw)
+    return dev, cfg
+
+
 # --- audio ------------------------------------------------------------------------------
 
 
@@ -200,6 +218,25 @@ def sipp(workdir, remote, scenario=None, stock=None, port=None, media_port=None,
     peer.port = port
     peer.messages_path = os.path.join(workdir, "sipp-%d-msg.log" % port)
     return peer
+
+
+def sipp_uas(work, echo=True):
+    """SIPp answering one call to the device (device_uas.xml) on a free port (`.port`);
+    with `echo` it sends back the RTP it receives."""
+    port = free_udp_port()
+    return sipp(work, None, "device_uas.xml", port=port, media_port=free_udp_port(True),
+                extra=["-rtp_echo"] if echo else [])
+
+
+def sipp_streaming_uac(work, remote, stream, law, extra, scenario="device_uac.xml",
+                       caller="tester"):
+    """SIPp calling `remote` (device_uac.xml) and streaming the raw G.711 file `stream`
+    (`law`: PCMU or PCMA) once answered."""
+    pt = 0 if law == "PCMU" else 8
+    return sipp(work, remote, scenario, media_port=free_udp_port(True),
+                keys={"caller": caller, "pt": pt, "codec": law + "/8000",
+                      "stream": "%s,1,%d" % (stream, pt)},
+                extra=extra)
 
 
 def sipp_messages(peer):
