@@ -21,6 +21,24 @@ def stream_keys(path, codec):
     }
 
 
+def sipp_call(tmp_path, cfg, scenario, keys, extra, succeeds=True, **sipp_options):
+    """One SIPp call (tests/interop/peers/sipp/`scenario`) to a relay run for it with `cfg`.
+    With `succeeds`, SIPp must exit 0 (its trace says why not) before the relay is waited
+    idle. Returns (SIPp's exit status, its message trace, the relay once idle)."""
+
+    async def main():
+        async with RelayUnderTest(cfg) as rt:
+            status, trace = await run_sipp(
+                rt.address, scenario, str(tmp_path), keys=keys, extra=extra, **sipp_options
+            )
+            if succeeds:
+                assert status == 0, trace[-3000:]
+            await rt.wait_idle()
+            return status, trace, rt
+
+    return asyncio.run(main())
+
+
 def write_audio(tmp_path, codec):
     audio = g711_test_audio(FRAMES, seed=7 if codec == "PCMU" else 8)
     path = tmp_path / ("caller.%s" % codec.lower())
@@ -32,21 +50,10 @@ def write_audio(tmp_path, codec):
 def test_sipp_digest_call_streams_g711_to_backend(tmp_path, codec):
     require("sipp")
     path, audio = write_audio(tmp_path, codec)
-
-    async def main():
-        async with RelayUnderTest(relay_config(tmp_path)) as rt:
-            status, trace = await run_sipp(
-                rt.address,
-                "uac_digest_stream.xml",
-                str(tmp_path),
-                keys=stream_keys(path, codec),
-                extra=["-s", "assistant", "-au", "kitchen", "-ap", "kitchen-pw", "-d", "2000"],
-            )
-            assert status == 0, trace[-3000:]
-            await rt.wait_idle()
-            return rt, trace
-
-    rt, trace = asyncio.run(main())
+    _, trace, rt = sipp_call(
+        tmp_path, relay_config(tmp_path), "uac_digest_stream.xml", stream_keys(path, codec),
+        ["-s", "assistant", "-au", "kitchen", "-ap", "kitchen-pw", "-d", "2000"],
+    )
     # first a 401 challenge, then the authenticated INVITE was answered with our codec
     assert "SIP/2.0 401 Unauthorized" in trace and "algorithm=MD5" in trace
     assert "m=audio" in trace and "RTP/AVP %d" % (0 if codec == "PCMU" else 8) in trace
@@ -64,27 +71,19 @@ def test_wrong_password_gets_403_and_is_logged(tmp_path, caplog):
     require("sipp")
     path, _ = write_audio(tmp_path, "PCMU")
 
-    async def main(user, password):
-        async with RelayUnderTest(relay_config(tmp_path)) as rt:
-            keys = dict(stream_keys(path, "PCMU"), caller=user)
-            status, trace = await run_sipp(
-                rt.address,
-                "uac_digest_rejected.xml",
-                str(tmp_path),
-                keys=keys,
-                extra=["-s", "assistant", "-au", user, "-ap", password],
-            )
-            await rt.wait_idle()
-            return status, trace, rt
+    def call(user, password):  # the scenario expects the 403: SIPp exits 0 when it comes
+        return sipp_call(
+            tmp_path, relay_config(tmp_path), "uac_digest_rejected.xml",
+            dict(stream_keys(path, "PCMU"), caller=user),
+            ["-s", "assistant", "-au", user, "-ap", password],
+        )
 
-    status, trace, rt = asyncio.run(main("kitchen", "not-the-password"))
-    assert status == 0, trace[-3000:]
+    _, trace, rt = call("kitchen", "not-the-password")
     assert "SIP/2.0 403 Forbidden" in trace
     assert rt.backends == []  # no media session was ever started
     assert any("403 to INVITE" in r.getMessage() for r in caplog.records)
     # an unknown user gets exactly the same answer: nothing tells the two apart
-    status, trace2, _ = asyncio.run(main("nobody", "whatever"))
-    assert status == 0, trace2[-3000:]
+    _, trace2, _ = call("nobody", "whatever")
     assert "SIP/2.0 403 Forbidden" in trace2
 
 
@@ -92,21 +91,9 @@ def test_allowlisted_source_gets_in_without_digest(tmp_path):
     require("sipp")
     path, audio = write_audio(tmp_path, "PCMU")
     cfg = relay_config(tmp_path, admission={"allowlist": ["127.0.0.0/8"]})
-
-    async def main():
-        async with RelayUnderTest(cfg) as rt:
-            status, trace = await run_sipp(
-                rt.address,
-                "uac_stream.xml",
-                str(tmp_path),
-                keys=stream_keys(path, "PCMU"),
-                extra=["-s", "parrot", "-d", "2000"],
-            )
-            assert status == 0, trace[-3000:]
-            await rt.wait_idle()
-            return rt
-
-    rt = asyncio.run(main())
+    _, _, rt = sipp_call(
+        tmp_path, cfg, "uac_stream.xml", stream_keys(path, "PCMU"), ["-s", "parrot", "-d", "2000"]
+    )
     (backend,) = rt.backends
     assert backend.audio == audio
     assert backend.config.instructions == rt.relay.cfg.agent("parrot").instructions
@@ -118,21 +105,10 @@ def test_not_allowlisted_without_credentials_gets_401(tmp_path):
     require("sipp")
     path, _ = write_audio(tmp_path, "PCMU")
     cfg = relay_config(tmp_path, admission={"allowlist": ["10.0.0.0/8"]})
-
-    async def main():
-        async with RelayUnderTest(cfg) as rt:
-            status, trace = await run_sipp(
-                rt.address,
-                "uac_stream.xml",
-                str(tmp_path),
-                keys=stream_keys(path, "PCMU"),
-                extra=["-s", "assistant", "-d", "500"],
-                timeout=40,
-            )
-            await rt.wait_idle()
-            return status, trace, rt
-
-    status, trace, rt = asyncio.run(main())
+    status, trace, rt = sipp_call(
+        tmp_path, cfg, "uac_stream.xml", stream_keys(path, "PCMU"),
+        ["-s", "assistant", "-d", "500"], succeeds=False, timeout=40,
+    )
     assert status != 0  # SIPp expected a 200
     assert "SIP/2.0 401 Unauthorized" in trace
     assert rt.backends == []
@@ -141,20 +117,10 @@ def test_not_allowlisted_without_credentials_gets_401(tmp_path):
 def test_calls_log_written(tmp_path):
     require("sipp")
     path, _ = write_audio(tmp_path, "PCMU")
-
-    async def main():
-        async with RelayUnderTest(relay_config(tmp_path)) as rt:
-            status, trace = await run_sipp(
-                rt.address,
-                "uac_digest_stream.xml",
-                str(tmp_path),
-                keys=stream_keys(path, "PCMU"),
-                extra=["-s", "assistant", "-au", "kitchen", "-ap", "kitchen-pw", "-d", "1200"],
-            )
-            assert status == 0, trace[-3000:]
-            await rt.wait_idle()
-
-    asyncio.run(main())
+    sipp_call(
+        tmp_path, relay_config(tmp_path), "uac_digest_stream.xml", stream_keys(path, "PCMU"),
+        ["-s", "assistant", "-au", "kitchen", "-ap", "kitchen-pw", "-d", "1200"],
+    )
     logs = os.listdir(tmp_path / "calls")
     assert len(logs) == 1
     text = (tmp_path / "calls" / logs[0]).read_text()
