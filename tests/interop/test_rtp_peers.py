@@ -11,13 +11,11 @@ CPython only: the sockets and clocks are the test's; the protocol code is the de
 
 import os
 import shutil
-import socket
-import struct
 import subprocess
-import time
 
 import pytest
 from pcap import write_udp
+from sipp_caller import call_from_sipp, trimmed_pcap
 
 from voip.dtmf import DtmfReceiver, DtmfSender
 from voip.jitter import AUDIO, SILENCE_PCMA, JitterBuffer
@@ -90,92 +88,28 @@ def scenario(plays):
     return "\n".join(parts) + "\n"
 
 
-def trimmed_pcap(source, target, packets):
-    with open(source, "rb") as f:
-        data = f.read()
-    pos = 24
-    for _ in range(packets):
-        pos += 16 + struct.unpack_from("<I", data, pos + 8)[0]
-    with open(target, "wb") as f:
-        f.write(data[:pos])
-
-
-def reply_200(request, body=b""):
-    """200 OK echoing Via, From, To (tagged), Call-ID and CSeq of SIPp's request."""
-    lines = []
-    for line in request.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")[1:]:
-        name = line.split(":", 1)[0].strip().lower()
-        if name in ("via", "from", "call-id", "cseq"):
-            lines.append(line)
-        elif name == "to":
-            lines.append(line if "tag=" in line else line + ";tag=rtp-test")
-    lines.append("Contact: <sip:test@127.0.0.1>")
-    if body:
-        lines.append("Content-Type: application/sdp")
-    lines.append("Content-Length: %d" % len(body))
-    return ("SIP/2.0 200 OK\r\n" + "\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
 def test_sipp_replayed_digits_and_speech_through_our_receiver(tmp_path):
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        pytest.skip("sipp not installed: apt-get install sip-tester")
     pcma = str(tmp_path / "pcma.pcap")
     trimmed_pcap(os.path.join(DATA, "g711a.pcap"), pcma, PCMA_PACKETS)
     plays = [(pcma, 1700)] + [(os.path.join(DATA, name), 400) for _, name in DIGITS]
-    (tmp_path / "uac.xml").write_text(scenario(plays))
-    sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sip.bind(("127.0.0.1", 0))
-    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rtp.bind(("127.0.0.1", 0))
-    sip.settimeout(10)
-    rtp.settimeout(0.02)
-    cmd = [sipp, "127.0.0.1:%d" % sip.getsockname()[1], "-sf", str(tmp_path / "uac.xml")]
-    cmd += ["-m", "1", "-i", "127.0.0.1", "-p", "0", "-mi", "127.0.0.1", "-mp", "0"]
-    cmd += ["-timeout", "20s", "-timeout_error", "-nostdin", "-s", "agent"]
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+
+    def answer(invite, rtp_port):
+        return (
+            b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            b"m=audio %d RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
+            b"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+        ) % rtp_port
+
+    received = call_from_sipp(
+        tmp_path, scenario(plays), ["-p", "0", "-mi", "127.0.0.1", "-mp", "0", "-s", "agent"],
+        answer,
     )
-    received = []  # (arrival ms, datagram)
-    try:
-        invite, sipp_addr = sip.recvfrom(65535)
-        assert invite.startswith(b"INVITE ")
-        body = (
-            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-            "m=audio %d RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n"
-            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
-        ) % rtp.getsockname()[1]
-        sip.sendto(reply_200(invite, body.encode()), sipp_addr)
-        sip.setblocking(False)
-        bye = None
-        deadline = time.monotonic() + 15
-        while bye is None and time.monotonic() < deadline:
-            try:
-                received.append((int(time.monotonic() * 1000), rtp.recv(2048)))
-            except TimeoutError:
-                pass
-            try:
-                message = sip.recv(65535)
-            except BlockingIOError:
-                continue
-            if message.startswith(b"BYE "):
-                bye = message
-        assert bye is not None, "SIPp never hung up"
-        sip.sendto(reply_200(bye), sipp_addr)
-        proc.wait(timeout=20)
-        assert proc.returncode == 0, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        sip.close()
-        rtp.close()
 
     header = RtpHeader()
     receiver = DtmfReceiver()
     keys = []
     speech = []
-    for arrival, data in received:
+    for arrival, data, _ in received:
         start = header.unpack_from(data)
         if header.payload_type == 101:
             key = receiver.receive(header.marker, header.timestamp, data, start, 4)

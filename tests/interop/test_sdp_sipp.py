@@ -7,13 +7,12 @@ CPython only: the sockets and the clock are the test's; the protocol code is the
 """
 
 import os
-import shutil
-import socket
 import struct
-import subprocess
 import time
 
 import pytest
+from peers_harness import free_udp_port
+from sipp_caller import call_from_sipp, trimmed_pcap
 
 from voip.rtcp import ReceiverStats, build_report, parse
 from voip.sdp import SessionDescription, answer
@@ -88,133 +87,41 @@ SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 """
 
 
-def trimmed_pcap(source, target, packets):
-    """The first `packets` records of a classic pcap file (the global header is 24 bytes)."""
-    with open(source, "rb") as f:
-        data = f.read()
-    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    pos = 24
-    for _ in range(packets):
-        captured = struct.unpack_from(endian + "I", data, pos + 8)[0]
-        pos += 16 + captured
-    with open(target, "wb") as f:
-        f.write(data[:pos])
-
-
-def free_port(kind=socket.SOCK_DGRAM, even=False):
-    for _ in range(100):
-        s = socket.socket(socket.AF_INET, kind)
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        if not even or (port % 2 == 0 and port < 65000):
-            return port
-    raise RuntimeError("no free port")
-
-
-def response_200(invite, body):
-    """A 200 OK for SIPp's INVITE: its Via, From, Call-ID and CSeq echoed, a To tag added."""
-    head = invite.split(b"\r\n\r\n", 1)[0].decode()
-    keep = []
-    for line in head.split("\r\n")[1:]:
-        name = line.split(":", 1)[0].strip().lower()
-        if name in ("via", "from", "call-id", "cseq"):
-            keep.append(line)
-        elif name == "to":
-            keep.append(line + ";tag=sdp-test")
-    keep += [
-        "Contact: <sip:test@127.0.0.1>",
-        "Content-Type: application/sdp",
-        "Content-Length: %d" % len(body),
-    ]
-    return ("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\n\r\n").encode() + body
-
-
-def response_for_bye(bye):
-    head = bye.split(b"\r\n\r\n", 1)[0].decode()
-    keep = [
-        line
-        for line in head.split("\r\n")[1:]
-        if line.split(":", 1)[0].strip().lower() in ("via", "from", "to", "call-id", "cseq")
-    ]
-    return ("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nContent-Length: 0\r\n\r\n").encode()
-
-
 def test_sipp_offer_answer_and_rtp_statistics(tmp_path):
-    sipp = shutil.which("sipp")
-    if sipp is None:
-        pytest.skip("sipp not installed: apt-get install sip-tester")
     pcma = str(tmp_path / "pcma.pcap")
     trimmed_pcap(os.path.join(DATA, "g711a.pcap"), pcma, PCMA_PACKETS)
-    scenario = tmp_path / "uac_pcap.xml"
-    scenario.write_text(
-        SCENARIO.replace("PCMA_PCAP", pcma).replace(
-            "DTMF_PCAP", os.path.join(DATA, "dtmf_2833_1.pcap")
-        )
-    )
-    sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sip.bind(("127.0.0.1", 0))
-    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rtp.bind(("127.0.0.1", free_port(even=True)))
-    our_rtp_port = rtp.getsockname()[1]
-    sip.settimeout(10)
-    rtp.settimeout(0.05)
-    cmd = [sipp, "127.0.0.1:%d" % sip.getsockname()[1], "-sf", str(scenario), "-m", "1"]
-    cmd += ["-i", "127.0.0.1", "-p", str(free_port()), "-mp", str(free_port(even=True))]
-    cmd += ["-timeout", "20s", "-timeout_error", "-nostdin"]
-    proc = subprocess.Popen(
-        cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        invite, sipp_addr = sip.recvfrom(65535)
-        assert invite.startswith(b"INVITE ")
+    offers = []
+
+    def answer_offer(invite, rtp_port):
         offer = SessionDescription.parse(invite.split(b"\r\n\r\n", 1)[1])
         assert offer.origin_username == "user1" and offer.session_version == 2353687637
         audio = offer.media[0]
         assert audio.rtpmap[101] == ("telephone-event", 8000, 1) and audio.fmtp[101] == "0-11,16"
-
-        body, media = answer(offer, "127.0.0.1", our_rtp_port, session_id=4242)
+        body, media = answer(offer, "127.0.0.1", rtp_port, session_id=4242)
         assert media.codec == "PCMA" and media.payload_type == 8 and media.telephone_event == 101
         assert media.address == "127.0.0.1" and media.port == audio.port
-        sip.sendto(response_200(invite, body), sipp_addr)
+        offers.append(media)
+        return body
 
-        stats = ReceiverStats()
-        audio_packets = events = 0
-        sources = set()
-        bye = None
-        deadline = time.monotonic() + 15
-        while bye is None and time.monotonic() < deadline:
-            try:
-                data, source = rtp.recvfrom(2048)
-            except TimeoutError:
-                data = None
-            if data is not None:
-                arrival_ms = int(time.monotonic() * 1000)
-                payload_type = data[1] & 0x7F
-                seq, ts = struct.unpack_from(">HI", data, 2)
-                sources.add(source[0])
-                if payload_type == media.payload_type:
-                    audio_packets += 1
-                    stats.receive(seq, ts, arrival_ms)
-                elif payload_type == media.telephone_event:
-                    events += 1
-            sip.settimeout(0.0)
-            try:
-                message, _ = sip.recvfrom(65535)
-                if message.startswith(b"BYE "):
-                    bye = message
-            except BlockingIOError:
-                pass
-        assert bye is not None, "SIPp never hung up"
-        sip.sendto(response_for_bye(bye), sipp_addr)
-        proc.wait(timeout=20)
-        assert proc.returncode == 0, proc.stderr.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        sip.close()
-        rtp.close()
+    scenario = SCENARIO.replace("PCMA_PCAP", pcma)
+    scenario = scenario.replace("DTMF_PCAP", os.path.join(DATA, "dtmf_2833_1.pcap"))
+    received = call_from_sipp(
+        tmp_path, scenario,
+        ["-p", str(free_udp_port()), "-mp", str(free_udp_port(even=True))], answer_offer,
+    )
+    (media,) = offers
+    stats = ReceiverStats()
+    audio_packets = events = 0
+    sources = set()
+    for arrival_ms, data, source in received:
+        payload_type = data[1] & 0x7F
+        seq, ts = struct.unpack_from(">HI", data, 2)
+        sources.add(source[0])
+        if payload_type == media.payload_type:
+            audio_packets += 1
+            stats.receive(seq, ts, arrival_ms)
+        elif payload_type == media.telephone_event:
+            events += 1
 
     # SIPp streamed the clip to the address and port our answer named, in order and complete
     assert sources == {"127.0.0.1"}
