@@ -10,18 +10,5 @@ set(SDKCONFIG_DEFAULTS
     ${MICROPY_BOARD_DIR}/sdkconfig.board
 )
 
-# CONFIG_PARTITION_TABLE_CUSTOM_FILENAME is resolved against the port directory, and the port
-# copies sdkconfig fragments without expanding variables: write the absolute path to our CSV
-# into a fragment in the build directory and let it come last.
-file(WRITE ${CMAKE_BINARY_DIR}/sdkconfig.sipmote_partitions
-    "CONFIG_PARTITION_TABLE_CUSTOM=y\nCONFIG_PARTITION_TABLE_CUSTOM_FILENAME=\"${MICROPY_BOARD_DIR}/partitions.csv\"\n")
-list(APPEND SDKCONFIG_DEFAULTS ${CMAKE_BINARY_DIR}/sdkconfig.sipmote_partitions)
-
-set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)
-
-# ROMFS: execute-in-place .mpy from the "romfs" partition, mounted at /rom and put ahead of
-# the frozen modules on sys.path, so `sipmote device deploy --romfs` updates the app without
-# reflashing.
-list(APPEND MICROPY_DEF_BOARD
-    MICROPY_VFS_ROM=1
-)
+# The partition table, the frozen manifest and ROMFS: the same on every sipmote board.
+include(${MICROPY_BOARD_DIR}/../common.cmake)

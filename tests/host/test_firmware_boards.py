@@ -3,6 +3,7 @@
 # or ESP-IDF stops with what to install.
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -65,11 +66,24 @@ def test_partition_table_fits_and_aligns(board):
         assert sizes["ota_0"] == sizes["ota_1"]
 
 
+def board_cmake(folder):
+    """The board's mpconfigboard.cmake with the fragments it includes (boards/common.cmake)
+    in place of their include() lines."""
+    with open(os.path.join(folder, "mpconfigboard.cmake")) as f:
+        text = f.read()
+
+    def fragment(m):
+        with open(os.path.join(folder, m.group(1))) as f:
+            return f.read()
+
+    return re.sub(r"include\(\$\{MICROPY_BOARD_DIR\}/([^)\s]+)\)", fragment, text)
+
+
 @pytest.mark.parametrize("board", ESP32_BOARDS)
 def test_board_definition_files(board):
     folder = os.path.join(BOARDS, board)
-    with open(os.path.join(folder, "mpconfigboard.cmake")) as f:
-        cmake = f.read()
+    cmake = board_cmake(folder)
+    assert not re.search(r"^\s*include\(", cmake, re.M)  # every include expanded above
     assert "${MICROPY_BOARD_DIR}/sdkconfig.board" in cmake
     assert "set(MICROPY_FROZEN_MANIFEST ${MICROPY_BOARD_DIR}/manifest.py)" in cmake
     assert re.search(r"list\(APPEND MICROPY_DEF_BOARD\s+MICROPY_VFS_ROM=1\s*\)", cmake)
@@ -83,6 +97,36 @@ def test_board_definition_files(board):
     with open(os.path.join(folder, "sdkconfig.board")) as f:
         sdk = f.read()
     assert "CONFIG_PARTITION_TABLE_CUSTOM=y" in sdk
+
+
+@pytest.mark.parametrize("board", ESP32_BOARDS)
+def test_board_cmake_as_cmake_reads_it(board, tmp_path):
+    """cmake itself runs the board file (and boards/common.cmake) as the esp32 port includes
+    it: the board's sdkconfig fragments, then the generated partition-table one last."""
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        pytest.skip("cmake not installed")
+    folder = os.path.join(BOARDS, board)
+    script = tmp_path / "eval.cmake"
+    script.write_text(
+        "include(${MICROPY_BOARD_DIR}/mpconfigboard.cmake)\n"
+        'message("${IDF_TARGET}|${SDKCONFIG_DEFAULTS}|${MICROPY_FROZEN_MANIFEST}|'
+        '${MICROPY_DEF_BOARD}")\n')
+    out = subprocess.run(
+        [cmake, "-DMICROPY_BOARD_DIR=" + folder, "-DCMAKE_BINARY_DIR=" + str(tmp_path),
+         "-DSDKCONFIG_IDF_VERSION_SPECIFIC=boards/sdkconfig.idf", "-P", str(script)],
+        capture_output=True, text=True, timeout=60, check=True, cwd=tmp_path)
+    target, defaults, manifest, defs = out.stderr.strip().split("|")
+    assert target == board_info(board)["chip"]
+    defaults = defaults.split(";")
+    assert defaults[:2] == ["boards/sdkconfig.base", "boards/sdkconfig.idf"]
+    assert defaults[-2:] == [os.path.join(folder, "sdkconfig.board"),
+                             str(tmp_path / "sdkconfig.sipmote_partitions")]
+    assert (tmp_path / "sdkconfig.sipmote_partitions").read_text() == (
+        'CONFIG_PARTITION_TABLE_CUSTOM=y\nCONFIG_PARTITION_TABLE_CUSTOM_FILENAME="%s"\n'
+        % os.path.join(folder, "partitions.csv"))
+    assert manifest == os.path.join(folder, "manifest.py")
+    assert defs == "MICROPY_VFS_ROM=1"
 
 
 def test_bootloader_offsets_are_esptools():
