@@ -440,3 +440,35 @@ def test_every_response_to_one_attempt_has_one_to_tag(tmp_path):
         c.ack(resp)
 
     run(body, tmp_path)
+
+
+def test_unanswered_call_to_a_device_is_cancelled(tmp_path):
+    """The relay rings a registered device that never answers: after the timeout it CANCELs
+    the INVITE as RFC 3261 9.1 says (same Request-URI, top Via with the INVITE's branch,
+    From, To, Call-ID, CSeq number), and the 487 ends the call."""
+    from voip.sip.message import response_for
+
+    async def body(rt, c):
+        c.send(c.request("REGISTER", target="kitchen", headers=["Expires: 120"]))
+        auth = c.credentials(await c.recv(), method="REGISTER", target="kitchen")
+        c.send(c.request("REGISTER", target="kitchen", headers=["Expires: 120", auth]))
+        assert (await c.recv()).status == 200
+        calling = asyncio.ensure_future(rt.relay.call_device("kitchen", "parrot", timeout=1))
+        invite = await c.recv()
+        assert invite.method == "INVITE"
+        c.sock.sendto(response_for(invite, 180, to_tag="dev1").serialize(), rt.relay.sip_address)
+        cancel = await c.recv(timeout=3)
+        assert cancel.method == "CANCEL" and cancel.uri == invite.uri
+        assert cancel.get_all("Via") == invite.get_all("Via")[:1]
+        for name in ("From", "To", "Call-ID"):
+            assert cancel.get(name) == invite.get(name), name
+        assert cancel.cseq == (invite.cseq[0], "CANCEL")
+        c.sock.sendto(response_for(cancel, 200).serialize(), rt.relay.sip_address)
+        c.sock.sendto(response_for(invite, 487, to_tag="dev1").serialize(), rt.relay.sip_address)
+        with pytest.raises(LookupError, match="did not answer"):
+            await calling
+        ack = await c.recv()
+        assert ack.method == "ACK" and ack.cseq == (invite.cseq[0], "ACK")
+        await rt.wait_idle()
+
+    run(body, tmp_path)

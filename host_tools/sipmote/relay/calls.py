@@ -18,6 +18,7 @@ import logging
 
 from voip.sip.dialog import Dialog
 from voip.sip.message import SipError
+from voip.sip.transaction import build_cancel
 
 from .calllog import CallLog
 
@@ -223,20 +224,8 @@ class Call:
         """We give up ringing: CANCEL the INVITE (RFC 3261 9.1), the 487 ends the call."""
         if self.state not in (SETUP, RINGING) or self.invite_tx is None:
             return
-        from voip.sip.message import Request
-
-        inv = self.invite
-        cancel = Request("CANCEL", inv.uri)
-        cancel.add("Via", inv.get_all("Via")[0])
-        for route in inv.get_all("Route"):
-            cancel.add("Route", route)
-        cancel.add("Max-Forwards", "70")
-        cancel.add("From", inv.get("From"))
-        cancel.add("To", inv.get("To"))
-        cancel.add("Call-ID", inv.call_id)
-        cancel.add("CSeq", "%d CANCEL" % inv.cseq[0])
         with contextlib.suppress(Exception):
-            self.service.endpoint.send_request(cancel, tuple(self.peer))
+            self.service.endpoint.send_request(build_cancel(self.invite), tuple(self.peer))
 
     # -- the end ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from voip.sip.dialog import CONFIRMED as DIALOG_CONFIRMED
 from voip.sip.dialog import Dialog
 from voip.sip.message import Request, SipError, new_tag
 from voip.sip.registration import is_stale, pick_challenge
+from voip.sip.transaction import build_cancel
 from voip.sip.uri import format_host
 
 CALLING = "calling"
@@ -340,17 +341,7 @@ class Call:
 
     def _send_cancel(self, now):
         self.cancel_sent = True
-        inv = self.invite
-        cancel = Request("CANCEL", inv.uri)
-        cancel.add("Via", inv.get("Via"))  # same branch: it names the INVITE transaction
-        for route in inv.get_all("Route"):
-            cancel.add("Route", route)
-        cancel.add("Max-Forwards", "70")
-        cancel.add("From", inv.get("From"))
-        cancel.add("To", inv.get("To"))
-        cancel.add("Call-ID", inv.call_id)
-        cancel.add("CSeq", "%d CANCEL" % inv.cseq[0])
-        self._send(cancel, now, None)
+        self._send(build_cancel(self.invite), now, None)
 
     # -- incoming call (UAS) -----------------------------------------------------------------
 

@@ -177,18 +177,31 @@ def _server_key(request, via):
     return ("2543", request.get("Call-ID"), request.from_tag, cseq, str(via), method)
 
 
+def _in_invite_transaction(method, invite, to):
+    # CANCEL (RFC 3261 9.1) and the ACK of a non-2xx (17.1.1.3) belong to the INVITE's own
+    # transaction: its Request-URI, its top Via (same branch), Route set, From, Call-ID and
+    # CSeq number. Only To may differ: the ACK takes the response's (with the UAS's tag).
+    req = Request(method, invite.uri)
+    req.add("Via", invite.get("Via"))
+    for route in invite.get_all("Route"):
+        req.add("Route", route)
+    req.add("Max-Forwards", "70")
+    req.add("From", invite.get("From"))
+    req.add("To", to)
+    req.add("Call-ID", invite.get("Call-ID"))
+    req.add("CSeq", "%d %s" % (invite.cseq[0], method))
+    return req
+
+
 def build_non2xx_ack(invite, response):
     """The ACK a client INVITE transaction sends for a 300-699 (RFC 3261 17.1.1.3)."""
-    ack = Request("ACK", invite.uri)
-    ack.add("Via", invite.get_all("Via")[0])
-    for route in invite.get_all("Route"):
-        ack.add("Route", route)
-    ack.add("Max-Forwards", "70")
-    ack.add("From", invite.get("From"))
-    ack.add("To", response.get("To"))
-    ack.add("Call-ID", invite.get("Call-ID"))
-    ack.add("CSeq", "%d ACK" % invite.cseq[0])
-    return ack
+    return _in_invite_transaction("ACK", invite, response.get("To"))
+
+
+def build_cancel(invite):
+    """The CANCEL of our INVITE while it rings (RFC 3261 9.1); send it as a new client
+    transaction: its branch matches the INVITE's, its method tells the two apart."""
+    return _in_invite_transaction("CANCEL", invite, invite.get("To"))
 
 
 class TransactionLayer:
