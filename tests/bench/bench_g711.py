@@ -59,82 +59,7 @@ codes_all = bytearray(N)
 pcm_all = bytearray(2 * N)
 
 
-def direct_encoder_ulaw(table):
-    # The alternative to voip.g711's 2 KB of tables: one code per top 14 bits of a sample.
-    # Written out per law: a constant shift, and no more than three closure cells (more make
-    # every call allocate).
-    size, error = len, ValueError
-
-    @micropython.viper
-    def encode(pcm, out) -> int:
-        n = int(size(out))
-        if int(size(pcm)) < n << 1:
-            raise error("pcm buffer shorter than 2 bytes per sample")
-        if n == 0:
-            return 0
-        out[0] = 0
-        codes = ptr8(table)
-        src = uint(ptr8(pcm))
-        dst = uint(ptr8(out))
-        end = dst + uint(n)
-        unrolled_end = dst + uint(n & ~7)
-        while dst < unrolled_end:
-            ptr8(dst)[0] = codes[ptr16(src)[0] >> 2]
-            ptr8(dst)[1] = codes[ptr16(src)[1] >> 2]
-            ptr8(dst)[2] = codes[ptr16(src)[2] >> 2]
-            ptr8(dst)[3] = codes[ptr16(src)[3] >> 2]
-            ptr8(dst)[4] = codes[ptr16(src)[4] >> 2]
-            ptr8(dst)[5] = codes[ptr16(src)[5] >> 2]
-            ptr8(dst)[6] = codes[ptr16(src)[6] >> 2]
-            ptr8(dst)[7] = codes[ptr16(src)[7] >> 2]
-            src += 16
-            dst += 8
-        while dst < end:
-            ptr8(dst)[0] = codes[ptr16(src)[0] >> 2]
-            src += 2
-            dst += 1
-        return n
-
-    return encode
-
-
-def direct_encoder_alaw(table):
-    # The alternative to voip.g711's 2 KB of tables: one code per top 12 bits of a sample.
-    # Written out per law: a constant shift, and no more than three closure cells (more make
-    # every call allocate).
-    size, error = len, ValueError
-
-    @micropython.viper
-    def encode(pcm, out) -> int:
-        n = int(size(out))
-        if int(size(pcm)) < n << 1:
-            raise error("pcm buffer shorter than 2 bytes per sample")
-        if n == 0:
-            return 0
-        out[0] = 0
-        codes = ptr8(table)
-        src = uint(ptr8(pcm))
-        dst = uint(ptr8(out))
-        end = dst + uint(n)
-        unrolled_end = dst + uint(n & ~7)
-        while dst < unrolled_end:
-            ptr8(dst)[0] = codes[ptr16(src)[0] >> 4]
-            ptr8(dst)[1] = codes[ptr16(src)[1] >> 4]
-            ptr8(dst)[2] = codes[ptr16(src)[2] >> 4]
-            ptr8(dst)[3] = codes[ptr16(src)[3] >> 4]
-            ptr8(dst)[4] = codes[ptr16(src)[4] >> 4]
-            ptr8(dst)[5] = codes[ptr16(src)[5] >> 4]
-            ptr8(dst)[6] = codes[ptr16(src)[6] >> 4]
-            ptr8(dst)[7] = codes[ptr16(src)[7] >> 4]
-            src += 16
-            dst += 8
-        while dst < end:
-            ptr8(dst)[0] = codes[ptr16(src)[0] >> 4]
-            src += 2
-            dst += 1
-        return n
-
-    return encode
+# DIRECT_ENCODERS (see _DIRECT_ENCODER)
 
 
 def direct_table(linear_to_code, drop):
@@ -206,6 +131,55 @@ print("ulaw_encode portable|%.4f" % per_frame(g711._portable_ulaw_encode, pcm_fr
 print("ulaw_decode portable|%.4f" % per_frame(g711._portable_ulaw_decode, ulaw_frames[:10],
                                                pcm_out, 3))
 """
+
+
+# The direct-table encoder the script compares with voip.g711's, once per law. Viper wants the
+# shift written in (a constant) rather than read from a fourth closure cell, so the script gets
+# one copy per law made from this text.
+_DIRECT_ENCODER = r"""
+def direct_encoder_{law}(table):
+    # The alternative to voip.g711's 2 KB of tables: one code per top {bits} bits of a sample.
+    # The shift is a constant, and no more than three closure cells (more make every call
+    # allocate).
+    size, error = len, ValueError
+
+    @micropython.viper
+    def encode(pcm, out) -> int:
+        n = int(size(out))
+        if int(size(pcm)) < n << 1:
+            raise error("pcm buffer shorter than 2 bytes per sample")
+        if n == 0:
+            return 0
+        out[0] = 0
+        codes = ptr8(table)
+        src = uint(ptr8(pcm))
+        dst = uint(ptr8(out))
+        end = dst + uint(n)
+        unrolled_end = dst + uint(n & ~7)
+        while dst < unrolled_end:
+            ptr8(dst)[0] = codes[ptr16(src)[0] >> {shift}]
+            ptr8(dst)[1] = codes[ptr16(src)[1] >> {shift}]
+            ptr8(dst)[2] = codes[ptr16(src)[2] >> {shift}]
+            ptr8(dst)[3] = codes[ptr16(src)[3] >> {shift}]
+            ptr8(dst)[4] = codes[ptr16(src)[4] >> {shift}]
+            ptr8(dst)[5] = codes[ptr16(src)[5] >> {shift}]
+            ptr8(dst)[6] = codes[ptr16(src)[6] >> {shift}]
+            ptr8(dst)[7] = codes[ptr16(src)[7] >> {shift}]
+            src += 16
+            dst += 8
+        while dst < end:
+            ptr8(dst)[0] = codes[ptr16(src)[0] >> {shift}]
+            src += 2
+            dst += 1
+        return n
+
+    return encode
+"""
+_MICROPYTHON_SCRIPT = _MICROPYTHON_SCRIPT.replace(
+    "# DIRECT_ENCODERS (see _DIRECT_ENCODER)\n",
+    _DIRECT_ENCODER.format(law="ulaw", bits=14, shift=2)
+    + _DIRECT_ENCODER.format(law="alaw", bits=12, shift=4),
+)
 
 
 def speech_like_pcm(seconds=2, rate=8000, seed=711):
