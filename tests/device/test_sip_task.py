@@ -31,11 +31,38 @@ def options(branch, phone_port=PHONE_PORT, peer_port=PEER_PORT):
             "Content-Length: 0\r\n\r\n" % (phone_port, peer_port, branch)).encode()
 
 
-def test_out_of_memory_is_logged_collected_and_the_retransmission_answered():
+def task_and_peer(offset=0):
+    """A SipTask on PHONE_PORT + offset and a non-blocking peer socket on PEER_PORT + offset;
+    returns (task, peer, the phone's address)."""
     cfg = config.validate({"sip": {"user": "kitchen", "local_ip": "127.0.0.1",
-                                   "local_port": PHONE_PORT},
+                                   "local_port": PHONE_PORT + offset},
                            "call": {"allowed_peers": ["127.0.0.1"]}})
     task = SipTask(QuietPhone(), cfg, "127.0.0.1")
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind(socket.getaddrinfo("127.0.0.1", PEER_PORT + offset)[0][-1])
+    peer.setblocking(False)
+    return task, peer, socket.getaddrinfo("127.0.0.1", PHONE_PORT + offset)[0][-1]
+
+
+def run_task_during(task, peer, peer_side):
+    """Run the task while the coroutine function peer_side() plays the peer, then stop and
+    close both."""
+
+    async def main():
+        runner = asyncio.create_task(task.run())
+        await peer_side()
+        task.running = False
+        await runner
+
+    try:
+        asyncio.run(main())
+    finally:
+        task.close()
+        peer.close()
+
+
+def test_out_of_memory_is_logged_collected_and_the_retransmission_answered():
+    task, peer, phone_addr = task_and_peer()
     real_receive = task.ua.receive
     calls = []
 
@@ -46,10 +73,6 @@ def test_out_of_memory_is_logged_collected_and_the_retransmission_answered():
         real_receive(data, addr, now)
 
     task.ua.receive = receive_after_a_full_heap
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(socket.getaddrinfo("127.0.0.1", PEER_PORT)[0][-1])
-    peer.setblocking(False)
-    phone_addr = socket.getaddrinfo("127.0.0.1", PHONE_PORT)[0][-1]
     replies = []
 
     async def peer_side():
@@ -65,17 +88,7 @@ def test_out_of_memory_is_logged_collected_and_the_retransmission_answered():
             if replies:
                 return
 
-    async def main():
-        runner = asyncio.create_task(task.run())
-        await peer_side()
-        task.running = False
-        await runner
-
-    try:
-        asyncio.run(main())
-    finally:
-        task.close()
-        peer.close()
+    run_task_during(task, peer, peer_side)
     assert len(calls) >= 2
     assert replies and replies[0].startswith(b"SIP/2.0 200 OK\r\n"), replies
     assert task.out_of_memory == 1
@@ -86,22 +99,14 @@ def test_out_of_memory_is_logged_collected_and_the_retransmission_answered():
 def test_a_datagram_over_the_receive_size_is_dropped_and_the_next_answered():
     # recvfrom() allocates its whole size for every datagram: the task takes 2 KB, not the
     # parser's 16 KB limit, and drops anything bigger (it arrives truncated) with a count.
-    cfg = config.validate({"sip": {"user": "kitchen", "local_ip": "127.0.0.1",
-                                   "local_port": PHONE_PORT + 2},
-                           "call": {"allowed_peers": ["127.0.0.1"]}})
-    task = SipTask(QuietPhone(), cfg, "127.0.0.1")
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(socket.getaddrinfo("127.0.0.1", PEER_PORT + 2)[0][-1])
-    peer.setblocking(False)
-    phone_addr = socket.getaddrinfo("127.0.0.1", PHONE_PORT + 2)[0][-1]
+    task, peer, phone_addr = task_and_peer(2)
     small = options("small", PHONE_PORT + 2, PEER_PORT + 2)
     big = small.replace(b"Content-Length: 0\r\n", b"X-Padding: " + b"x" * 5000 + b"\r\n"
                         b"Content-Length: 0\r\n").replace(b"branch=z9hG4bKsmall",
                                                           b"branch=z9hG4bKbig")
     replies = []
 
-    async def main():
-        runner = asyncio.create_task(task.run())
+    async def peer_side():
         peer.sendto(big, phone_addr)
         await asyncio.sleep_ms(100)
         peer.sendto(small, phone_addr)
@@ -111,13 +116,7 @@ def test_a_datagram_over_the_receive_size_is_dropped_and_the_next_answered():
                 replies.append(peer.recv(1024))
             except OSError:
                 pass
-        task.running = False
-        await runner
 
-    try:
-        asyncio.run(main())
-    finally:
-        task.close()
-        peer.close()
+    run_task_during(task, peer, peer_side)
     assert task.too_big == 1 and task.status()["too_big"] == 1
     assert len(replies) == 1 and b"z9hG4bKsmall" in replies[0], replies
