@@ -30,6 +30,8 @@ import tempfile
 import time
 import wave
 
+from .wav import read_wav, write_wav
+
 HELP = "a simulated device calls the relay and talks to the agent (what `make demo` runs)"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -59,29 +61,6 @@ def add_arguments(parser):
 # -- the caller's voice -------------------------------------------------------------------------
 
 
-def _read_mono(path):
-    import numpy as np
-
-    with wave.open(path, "rb") as w:
-        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-        raw = w.readframes(w.getnframes())
-    if width != 2:
-        raise ValueError("%s: expected 16-bit PCM" % path)
-    x = np.frombuffer(raw, dtype="<i2").astype(np.float32).reshape(-1, channels).mean(axis=1)
-    return rate, x
-
-
-def _write_wav(path, samples, rate=RATE):
-    import numpy as np
-
-    pcm = np.clip(np.round(samples), -32768, 32767).astype("<i2")
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-
-
 def speak(text, espeak):
     """One sentence from espeak-ng at 8 kHz, leading and trailing silence trimmed."""
     import numpy as np
@@ -91,7 +70,8 @@ def speak(text, espeak):
         path = os.path.join(tmp, "say.wav")
         subprocess.run([espeak, "-s", "180", "-w", path, text], check=True,
                        capture_output=True, timeout=30)
-        rate, x = _read_mono(path)
+        rate, x = read_wav(path)
+    x = x.astype(np.float32)  # soxr resamples in the input's precision
     loud = np.flatnonzero(np.abs(x) > 300)
     if len(loud):
         x = x[loud[0] : loud[-1] + 1]
@@ -246,7 +226,7 @@ def _prepare_mic(args, workdir, log):
         return SHIPPED_MIC
     sentences = ((args.say,) + SCRIPT[1:]) if args.say else SCRIPT
     path = os.path.join(workdir, "caller.wav")
-    _write_wav(path, caller_script(sentences, espeak))
+    write_wav(path, caller_script(sentences, espeak), RATE)
     log("demo", "microphone: espeak-ng says %s" % " / ".join('"%s"' % s for s in sentences))
     return path
 

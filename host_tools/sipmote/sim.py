@@ -30,6 +30,7 @@ import time
 import wave
 
 from .firmware import FirmwareError
+from .wav import write_wav
 
 HELP = "run the device firmware on the MicroPython unix port with WAV files as mic and speaker"
 
@@ -105,12 +106,7 @@ def convert_wav(src, dst, rate):
         import soxr
 
         x = soxr.resample(x, in_rate, rate)
-    pcm = np.clip(np.round(x * 32767), -32768, 32767).astype("<i2")
-    with wave.open(dst, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
+    write_wav(dst, x * 32767, rate)
 
 
 def compile_firmware(out_dir, mpy_cross=None):

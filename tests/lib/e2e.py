@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import os
 import sys
-import wave
 
 import numpy as np
 
@@ -38,6 +37,7 @@ from fake_realtime import FakeRealtimeServer  # noqa: E402
 
 from sipmote.loopback import LoopbackSystem  # noqa: E402
 from sipmote.relay import g711_tables  # noqa: E402
+from sipmote.wav import read_wav, write_wav  # noqa: E402, F401 - the tests' WAV files
 
 DEMO_WAV = os.path.join(ROOT, "host_tools", "sipmote", "data", "demo_caller.wav")
 FAKE_KEY = "sk-fake-e2e-key"
@@ -167,23 +167,6 @@ class EchoNow:
 
 
 # -- audio --------------------------------------------------------------------------------------
-
-
-def read_wav(path):
-    """(rate, float64 mono samples) of a 16-bit PCM WAV."""
-    with wave.open(path, "rb") as w:
-        rate, channels = w.getframerate(), w.getnchannels()
-        x = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
-    return rate, x.reshape(-1, channels).mean(axis=1)
-
-
-def write_wav(path, samples, rate=8000):
-    pcm = np.clip(np.round(samples), -32768, 32767).astype("<i2")
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
 
 
 def at_rate(x, rate, to):

@@ -10,10 +10,11 @@ import signal
 import socket
 import subprocess
 import time
-import wave
 
 import numpy as np
 import pytest
+
+from sipmote.wav import read_wav, write_wav  # noqa: F401 - the interop tests' WAV files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PEERS = os.path.join(ROOT, "tests", "interop", "peers")
@@ -87,7 +88,7 @@ def sim_device(work, sections, mic_freq=None, mic_seconds=10, **kw):
     mic = None
     if mic_freq:
         mic = os.path.join(work, "mic.wav")
-        write_wav(mic, tone(mic_freq, mic_seconds, 16000, 9000))
+        write_wav(mic, tone(mic_freq, mic_seconds, 16000, 9000), 16000)
     dev = SimDevice(cfg_path, mic=mic, speaker=os.path.join(work, "speaker.wav"),
                     control_port=free_udp_port(), heapsize="1M", **kw)
     return dev, cfg
@@ -99,21 +100,6 @@ def sim_device(work, sections, mic_freq=None, mic_seconds=10, **kw):
 def tone(freq, seconds, rate=16000, amp=8000):
     t = np.arange(int(seconds * rate)) / rate
     return np.round(amp * np.sin(2 * np.pi * freq * t)).astype("<i2")
-
-
-def write_wav(path, samples, rate=16000):
-    with wave.open(path, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
-
-
-def read_wav(path):
-    with wave.open(path, "rb") as w:
-        rate = w.getframerate()
-        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float64)
-    return rate, data
 
 
 def tone_level(samples, rate, freq):
