@@ -34,6 +34,26 @@ def start_device(work, cfg_sections, mic_freq=None, **kw):
     return dev, cfg
 
 
+def sipp_streams_to_device(work, cfg_sections, stream_s, hold_ms):
+    """SIPp calls the device (started with `cfg_sections`, a 900 Hz microphone, exiting after
+    the call), streams `stream_s` seconds of 450 Hz PCMU and hangs up after `hold_ms`.
+    Returns (device, its exit status) once both have finished."""
+    stream = os.path.join(work, "far.ulaw")
+    g711_file(stream, 450, stream_s, "PCMU", amp=6000)
+    dev, cfg = start_device(work, cfg_sections, mic_freq=900, exit_after_call=True)
+    uac = None
+    try:
+        uac = sipp_streaming_uac(work, "127.0.0.1:%d" % cfg["sip"]["local_port"], stream, "PCMU",
+                                 ["-s", "kitchen", "-d", str(hold_ms)])
+        assert uac.wait(20) == 0, uac.log() + sipp_messages(uac)
+        code = dev.wait(15)
+    finally:
+        dev.close()
+        if uac is not None:
+            uac.stop()
+    return dev, code
+
+
 def speaker_levels(work, freq, start_s=0.3):
     rate, data = read_wav(os.path.join(work, "speaker.wav"))
     body = data[int(start_s * rate):]
@@ -67,18 +87,7 @@ def test_device_calls_a_sipp_uas_and_hears_its_microphone_echoed(work):
 
 
 def test_device_answers_sipp_and_plays_its_stream_until_sipp_hangs_up(work):
-    stream = os.path.join(work, "far.ulaw")
-    g711_file(stream, 450, 3, "PCMU", amp=6000)
-    dev, cfg = start_device(work, {"call": {"allowed_peers": ["127.0.0.1"]}},
-                            mic_freq=900, exit_after_call=True)
-    try:
-        uac = sipp_streaming_uac(work, "127.0.0.1:%d" % cfg["sip"]["local_port"], stream, "PCMU",
-                                 ["-s", "kitchen", "-d", "2500"])
-        assert uac.wait(20) == 0, uac.log() + sipp_messages(uac)
-        code = dev.wait(15)
-    finally:
-        dev.close()
-        uac.stop()
+    dev, code = sipp_streams_to_device(work, {"call": {"allowed_peers": ["127.0.0.1"]}}, 3, 2500)
     assert code == 0, dev.log()
     call = dev.result["calls"][0]
     assert call["direction"] == "in" and call["answered"]
@@ -159,19 +168,8 @@ def test_the_button_places_and_ends_the_call(work):
 
 def test_a_half_duplex_pdm_board_turns_to_the_far_end_and_back(work):
     # unix_sim_pdm: the Atom Echo's audio (PDM mic, stereo speaker, one shared bus)
-    stream = os.path.join(work, "far.ulaw")
-    g711_file(stream, 450, 1.5, "PCMU", amp=6000)
-    dev, cfg = start_device(work, {"board": "unix_sim_pdm",
-                                   "call": {"allowed_peers": ["127.0.0.1"]}},
-                            mic_freq=900, exit_after_call=True)
-    try:
-        uac = sipp_streaming_uac(work, "127.0.0.1:%d" % cfg["sip"]["local_port"], stream, "PCMU",
-                                 ["-s", "kitchen", "-d", "3500"])
-        assert uac.wait(20) == 0, uac.log() + sipp_messages(uac)
-        code = dev.wait(15)
-    finally:
-        dev.close()
-        uac.stop()
+    dev, code = sipp_streams_to_device(
+        work, {"board": "unix_sim_pdm", "call": {"allowed_peers": ["127.0.0.1"]}}, 1.5, 3500)
     assert code == 0, dev.log()
     media = dev.result["calls"][0]["media"]
     # mic -> speaker while SIPp streamed, speaker -> mic after its 1.5 s of audio
