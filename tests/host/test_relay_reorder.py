@@ -361,3 +361,34 @@ def test_media_session_forwards_a_reordered_stream_in_order_and_skips_a_lost_pac
         assert server.invalid == []
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+# -- the [media] reorder_ms setting --------------------------------------------------------------
+
+def test_reorder_ms_is_read_checked_and_reaches_the_callers_window(tmp_path):
+    from types import SimpleNamespace
+
+    from sipmote.relay import config
+    from sipmote.relay.config import ConfigError
+    from sipmote.relay.service import Relay
+
+    path = tmp_path / "relay.toml"
+    path.write_text("[media]\nreorder_ms = 25\n")
+    cfg = config.load(str(path), environ={})
+    assert cfg.media.reorder_ms == 25
+    path.write_text("")
+    assert config.load(str(path), environ={}).media.reorder_ms == DEFAULT_HOLD_MS
+    for bad in ("-1", "201", '"60"'):
+        path.write_text("[media]\nreorder_ms = %s\n" % bad)
+        with pytest.raises(ConfigError, match=r"media\.reorder_ms"):
+            config.load(str(path), environ={})
+    path.write_text("[media]\nreorder_ms = 25\n")
+    cfg = config.load(str(path), environ={})
+    relay = Relay(cfg, control=False)
+    info = SimpleNamespace(codec="PCMU", address="127.0.0.1", port=40000, payload_type=0,
+                           recv_telephone_event=101)
+    call = SimpleNamespace(agent=cfg.agents[0], media_info=info, rtp_socket=("127.0.0.1", 0),
+                           call_id="cfg-test", log=None)
+    session = relay._default_media(call)
+    assert session.caller.window.hold_ms == 25
+    session.log.close()

@@ -14,7 +14,9 @@ Sections (see example.toml beside this file)::
     [[agents]]   name (the SIP user callers dial), instructions, voice, tools, backend
     [[devices]]  user, password or ha1 (digest credentials; a device registers and calls with them)
     [admission]  allowlist (addresses, CIDRs, names), max_failures, failure_window_s, lockout_s
-    [media]      prebuffer_ms (agent audio queued before a talkspurt starts: 0..40, default 20)
+    [media]      prebuffer_ms (agent audio queued before a talkspurt starts: 0..40, default 20),
+                 reorder_ms (caller audio after a gap waits for the missing packet: 0..200,
+                 default 60)
     [pbx]        registrar, user, password, auth_user, domain, expires, agent
     [logging]    level, calls_dir
     [control]    socket (the Unix socket `sipmote relay call DEVICE` talks to)
@@ -132,6 +134,9 @@ class MediaSettings:
     # agent audio queued before a talkspurt's first packet (a frame at least is always needed):
     # the default is measured by tests/bench/bench_e2e.py, the bound is the product's promise
     prebuffer_ms: int = 20
+    # how long caller RTP after a gap waits for the missing packet (reorder.py); 0: arrival
+    # order, late packets dropped
+    reorder_ms: int = 60
 
 
 @dataclasses.dataclass
@@ -446,12 +451,14 @@ def _pbx(data, agents):
 
 def _media(data):
     from .playout import DEFAULT_PREBUFFER_MS, MAX_PREBUFFER_MS
+    from .reorder import DEFAULT_HOLD_MS, MAX_HOLD_MS
 
     t = _table(data, "media")
     w = "media."
-    _no_unknown(t, ("prebuffer_ms",), w)
+    _no_unknown(t, ("prebuffer_ms", "reorder_ms"), w)
     m = MediaSettings()
     m.prebuffer_ms = _int(t, "prebuffer_ms", w, DEFAULT_PREBUFFER_MS, 0, MAX_PREBUFFER_MS)
+    m.reorder_ms = _int(t, "reorder_ms", w, DEFAULT_HOLD_MS, 0, MAX_HOLD_MS)
     return m
 
 

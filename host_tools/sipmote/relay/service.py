@@ -580,6 +580,7 @@ class Relay:
             call_id=call.call_id,
             log_dir=self.calls_dir,
             prebuffer_ms=cfg.media.prebuffer_ms,
+            reorder_ms=cfg.media.reorder_ms,
         )
         call.log = session.log  # SIP events land in the same per-call JSON-lines file
         return session
