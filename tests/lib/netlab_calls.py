@@ -188,8 +188,8 @@ def _figures(profile_name, cap_dev, cap_srv, relay):
     ended = relay.call_events("ended")
     summary = ended[-1] if ended else {}
     result["relay"] = {k: summary.get(k) for k in (
-        "reason", "rtp_in", "forwarded", "out_of_order", "rtp_out", "late_frames", "barge_ins",
-        "underruns")}
+        "reason", "rtp_in", "forwarded", "out_of_order", "reordered", "seq_gaps", "reorder_held",
+        "reorder_hold_max_ms", "rtp_out", "late_frames", "barge_ins", "underruns")}
     result["relay"]["barge_in_events"] = len(relay.call_events("barge_in"))
     return result
 

@@ -9,9 +9,10 @@ OpenAI backend on the fake Realtime server), one call of --seconds across the li
 per call: registration and setup time (ms, from the device side's capture), then for the
 uplink (device -> relay) and the downlink: network loss, duplicates and reordering, RFC 3550
 jitter, one-way delay, the longest gap and the frames a jitter buffer concealed, its mean
-depth, the MOS estimate (voip.rtcp.estimate_mos); the relay's own count of frames it dropped
-as out of order; barge-ins; and for the device its own jitter buffer's counters. Exits 1 if a
-call failed.
+depth, the MOS estimate (voip.rtcp.estimate_mos); the relay's own counts of caller frames it
+dropped as out of order (duplicates, later than its reorder window waited) and of those its
+reorder window put back in order; barge-ins; and for the device its own jitter buffer's
+counters. Exits 1 if a call failed.
 """
 
 import argparse
@@ -30,9 +31,9 @@ for path in ("tests/lib", "tests/host", "modules", "host_tools"):
 import netlab  # noqa: E402
 
 PROFILES = ["clean", "loss5", "jitter30", "dup1", "outage2s", "uplink_loss10"]
-HEAD = ("%-8s %-14s %5s %6s | %-40s | %-40s | %6s %5s" % (
+HEAD = ("%-8s %-14s %5s %6s | %-40s | %-40s | %6s %5s %9s" % (
     "peer", "profile", "reg", "setup", "uplink: loss dup reord jit delay gap conc jb MOS",
-    "downlink: loss dup reord jit delay gap conc jb MOS", "dropped", "barge"))
+    "downlink: loss dup reord jit delay gap conc jb MOS", "dropped", "barge", "reordered"))
 
 
 def direction(fig):
@@ -48,11 +49,12 @@ def line(peer, result):
     sip = result.get("sip") or {}
     relay = result.get("relay") or {}
     dropped = relay.get("out_of_order")
-    return "%-8s %-14s %5s %6s | %-40s | %-40s | %6s %5s%s" % (
+    reordered = relay.get("reordered")
+    return "%-8s %-14s %5s %6s | %-40s | %-40s | %6s %5s %9s%s" % (
         peer, result["profile"], _ms(sip.get("register_ms")), _ms(sip.get("setup_ms")),
         direction(result.get("uplink")), direction(result.get("downlink")),
         "-" if dropped is None else dropped, relay.get("barge_in_events", "-"),
-        "" if result.get("ok") else "  FAILED")
+        "-" if reordered is None else reordered, "" if result.get("ok") else "  FAILED")
 
 
 def _ms(v):
