@@ -6,11 +6,21 @@
 #   the MicroPython scheduler with the I2S object when the buffer is filled/emptied; one
 #   object per id (a new one deinitialises the old), and pins of two live objects may not
 #   overlap (a half-duplex board must deinit one direction before opening the other).
-# Behind it, "DMA" runs on the wall clock: the microphone delivers `rate` frames a second
-# from a WAV file (or a tone, or silence) and keeps at most ibuf bytes (8-byte DMA frames, as
-# the ESP32 reads 32-bit stereo for RX) before dropping the oldest; the speaker accepts data
-# while ibuf has room and plays it at `rate`, writing it to a WAV file with silence wherever
-# it ran dry. Both keep one timeline across deinit/init, as a real mic and speaker would.
+# Behind it, "DMA" runs on the wall clock, with the DMA buffers the ESP32 port makes of ibuf
+# (ports/esp32/machine_i2s.c): buffers of 256 I2S frames, ibuf // (256 * DMA frame bytes) of
+# them but at least 2 (ESP-IDF needs two), where an RX DMA frame is 8 bytes (the port always
+# reads 32-bit stereo) and a TX frame is the app's format. Audio moves one whole DMA buffer at
+# a time, as ESP-IDF's i2s_channel_read/write do: the microphone's samples can be read once
+# the buffer holding them is full (a 20 ms read at 16 kHz waits for the 16 ms buffer its last
+# sample is in: 0-12 ms more), and at most that many buffers are kept before the oldest is
+# dropped; the speaker's data goes into a buffer once the DMA has finished playing it, so a
+# write returns when its last byte has found one (at 16 kHz, 20 ms writes then return 16, 16,
+# 16 and 32 ms apart, with 20-32 ms queued ahead for 2 buffers: the time the app has to make
+# the next write). The DMA plays a write's frames as it reaches them, so a write is queued in
+# the speaker's timeline when it is made; the speaker plays at `rate` and writes a WAV file
+# with silence wherever it ran dry, that is where a write came after everything before it had
+# played (the data then resumes at the next DMA buffer). Both keep one timeline across
+# deinit/init, as a real mic and speaker would.
 #
 # Non-blocking completions happen in dma_task(), an asyncio task the app starts on this board.
 # Pin drives nothing; a button is pressed by setting its level (press()). NeoPixel records
@@ -35,6 +45,7 @@ class _Clock:
 
     def __init__(self):
         self.last = time.ticks_us()
+        self.origin = self.last  # ticks_us of elapsed 0 (the unix port's CLOCK_MONOTONIC)
         self.elapsed = 0
 
     def now(self):
@@ -166,6 +177,14 @@ def shutdown():
     speaker.close()
 
 
+def epochs_ticks_us():
+    """(microphone, speaker) WAV starts as ticks_us (None if never opened): on the unix port
+    that is CLOCK_MONOTONIC, the host's time.monotonic(), so a host can place the sound of
+    both files on its own clock (tests/bench/bench_e2e.py does)."""
+    return tuple(None if e is None else time.ticks_add(clock.origin, e)
+                 for e in (mic.epoch, speaker.epoch))
+
+
 # --- machine-like classes -----------------------------------------------------------------
 
 _levels = {}  # pin id -> level set by the simulator (buttons)
@@ -235,6 +254,18 @@ class NeoPixel:
 _live = [None, None]  # the live I2S object of each id (a list: iterating allocates nothing)
 
 
+DMA_BUFFER_FRAMES = 256  # DMA_BUF_LEN_IN_I2S_FRAMES in MicroPython's ESP32 port
+
+
+def dma_buffers(mode, bits, format, ibuf):
+    """How many DMA buffers of DMA_BUFFER_FRAMES the ESP32 port makes for this ibuf."""
+    if mode == I2S.RX:
+        frame = 8  # 32-bit stereo, whatever the app asked for
+    else:
+        frame = bits // 8 * (2 if format == I2S.STEREO else 1)
+    return max(ibuf // (DMA_BUFFER_FRAMES * frame), 2)
+
+
 class I2S:
     RX = 0
     TX = 1
@@ -272,8 +303,9 @@ class I2S:
         self.mode, self.bits, self.format, self.rate = mode, bits, format, rate
         channels = 2 if format == I2S.STEREO else 1
         self.frame_bytes = bits // 8 * channels  # bytes per frame in the app's buffers
-        # RX DMA always holds 32-bit stereo frames (8 bytes); TX holds the app's format.
-        self.capacity = ibuf // (8 if mode == I2S.RX else self.frame_bytes)
+        # frames the DMA buffers hold (RX: 32-bit stereo frames; TX: the app's format)
+        self.buffers = dma_buffers(mode, bits, format, ibuf)
+        self.capacity = self.buffers * DMA_BUFFER_FRAMES
         self.pdm = mode == I2S.RX and bits == 32 and format == I2S.STEREO
         now = clock.now()
         if mode == I2S.RX:
@@ -284,12 +316,14 @@ class I2S:
             self.t0 = src.epoch
             self.pos = self._frames_at(now)
             src.skip_to(self._source_samples(self.pos))
+            self.grid = self.pos  # the DMA buffers start filling now
         else:
             sink = speaker
             if sink.epoch is None:
                 sink.epoch = now
             self.t0 = sink.epoch
             self.pos = max(self._frames_at(now), sink.frames)  # frames queued through
+            self.grid = self.pos  # the first DMA buffer plays from here
         self._pbuf = None
         self._pdue = 0
         self.overruns = 0
@@ -325,12 +359,17 @@ class I2S:
 
     # --- transfers ---------------------------------------------------------------------
 
+    def _buffer_end(self, frame):
+        """The end of the DMA buffer that holds `frame` (a frame position)."""
+        k = (frame - self.grid) // DMA_BUFFER_FRAMES + 1
+        return self.grid + k * DMA_BUFFER_FRAMES
+
     def _due(self, n):
         """When a transfer of n frames started now can complete."""
-        if self.mode == I2S.RX:
-            return self._time_of(self.pos + n)
-        # TX: when the queue has room for n more frames
-        return self._time_of(self.pos + n - self.capacity)
+        if self.mode == I2S.RX:  # once the buffer holding its last frame is full
+            return self._time_of(self._buffer_end(self.pos + n - 1))
+        # TX: once the buffer its last frame goes into has been played (it is free again)
+        return self._time_of(self._buffer_end(self.pos + n - 1) - self.capacity)
 
     def _complete(self, buf, n):
         now = clock.now()
@@ -348,12 +387,20 @@ class I2S:
                 mic.read(buf, n)
                 if self.bits == 32:
                     kernels.pcm16_to_i2s32(buf, n)
-        else:
-            speaker.fill_to(max(self._frames_at(now), speaker.frames))
-            if self.pos < speaker.frames:
-                self.pos = speaker.frames
-            speaker.play(buf, n, self.format == I2S.STEREO)
         self.pos += n
+
+    def _place(self, buf, n):
+        """A write's data takes its place in the speaker's timeline when the write is made:
+        the DMA plays each frame as it reaches it, so the head of a write is queued long
+        before its tail has found a free buffer (when the write returns). The speaker ran dry
+        if it had played everything before this write came; the data then goes into the
+        next DMA buffer."""
+        played = self._frames_at(clock.now())
+        if played > speaker.frames:
+            speaker.fill_to(self._buffer_end(played - 1))
+        if self.pos < speaker.frames:
+            self.pos = speaker.frames
+        speaker.play(buf, n, self.format == I2S.STEREO)
 
     def _check(self, buf):
         if not self.active:
@@ -377,6 +424,8 @@ class I2S:
 
     def _transfer(self, buf):
         n = self._check(buf)
+        if self.mode == I2S.TX:
+            self._place(buf, n)
         due = self._due(n)
         if self._handler is not None:  # non-blocking: complete later, then call the handler
             self._pbuf, self._pn, self._pdue = buf, n, due

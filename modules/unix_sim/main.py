@@ -152,7 +152,8 @@ def main(argv):
               "live_heap_before_call": heap.get("live_before_call"),
               "live_heap_in_call": heap.get("live_in_call"),
               "code_image_bytes": CODE_IMAGE_BYTES,
-              "speaker_underruns": sim_board.speaker.underruns}
+              "speaker_underruns": sim_board.speaker.underruns,
+              "wav_epochs_ticks_us": sim_board.epochs_ticks_us()}
     print("SIM-RESULT " + json.dumps(result))
     return code
 
