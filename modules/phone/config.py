@@ -46,6 +46,13 @@ _SCHEMA = {
         # Our address as others see it; empty: the Wi-Fi address (127.0.0.1 on the simulator).
         "local_ip": ("str", "", 45),
         "expires": ("int", 600, (10, 86400)),
+        # SIP transactions held at once (voip.sip.transaction). Each keeps its request and
+        # last response, 3-4.5 KB on the 64-bit unix port (less on a 32-bit ESP32), for up to
+        # 32 s after it ends; a full table recycles the oldest finished one. The phone's own
+        # use is a handful (REGISTER, a call's INVITE and BYE, the peer's requests): 8 bounds
+        # what a flood of requests from an allowed address can take to +36 KB; the UA's
+        # default of 32 let it take +146 KB (tests/device/test_sip_flood.py).
+        "max_transactions": ("int", 8, (6, 32)),
     },
     "call": {
         "target": ("uri", "", None),
@@ -64,7 +71,7 @@ _SCHEMA = {
         "mic_gain_db": ("int", 0, (-24, 36)),
         "speaker_gain_db": ("int", 0, (-36, 24)),
         "rtp_port": ("int", 40000, (1024, 65534)),
-        "jitter_ms": ("int", 60, (20, 400)),
+        "jitter_ms": ("int", 100, (20, 300)),  # the most the adaptive jitter buffer holds
         "echo_guard": ("bool", False, None),
         "echo_guard_db": ("int", 18, (0, 60)),
         "echo_guard_hangover_ms": ("int", 200, (0, 2000)),

@@ -35,6 +35,27 @@ if TYPE_CHECKING:  # names for the `# type:` comments (ruff does not read those)
 _RX_BUFFER = 1024  # reads are at most rtp_split.MAX_READ: the rest is room to conceal a cut tail
 _DRAIN_MAX = 16  # reads per poll, so a flood cannot starve the audio
 _JITTER_FRAME = 80  # 10 ms: packets of 10, 20, 30... ms are each a whole number of frames
+_JITTER_MIN_MS = 20  # one 20 ms packet: the least the jitter buffer can start playing on
+_DMA_BUFFER_FRAMES = 256  # I2S frames per DMA buffer in MicroPython's ESP32 port (fixed)
+
+
+def _gcd(a, b):
+    while b:
+        a, b = b, a % b
+    return a
+
+
+def speaker_early_ms(rate):
+    """How much sooner than every 20 ms the speaker may ask for its next frame.
+
+    A 20 ms write returns once its last byte has a free DMA buffer, and buffers free up whole
+    (256 frames: 16 ms at 16 kHz), so 20 ms writes return 16, 16, 16 and 32 ms apart: up to
+    256 - gcd(320, 256) = 192 frames (12 ms) early. The jitter buffer must hold that much
+    more before it starts, or the early asks of each cycle find the next packet not there
+    yet (tests/device/test_sim_dma.py has the pattern; the unix_sim board does the same)."""
+    frames = rate * 20 // 1000
+    early = _DMA_BUFFER_FRAMES - _gcd(frames, _DMA_BUFFER_FRAMES)
+    return (early * 1000 + rate - 1) // rate
 
 
 class AudioPort:
@@ -100,12 +121,20 @@ class AudioPort:
 
 
 _fade_tables = {}  # law -> the jitter buffer's fade table (256 bytes), built at first use
+_loud_tables = {}  # law -> its table of codes louder than -42 dBFS (what may not be trimmed)
 
 
 def _fade_table(law):
     table = _fade_tables.get(law)
     if table is None:
         table = _fade_tables[law] = jitter.g711_fade_table(law)
+    return table
+
+
+def _loud_table(law):
+    table = _loud_tables.get(law)
+    if table is None:
+        table = _loud_tables[law] = jitter.g711_loud_table(law)
     return table
 
 
@@ -130,8 +159,13 @@ class MediaSession:
                                audio_cfg["echo_guard_threshold"],
                                audio_cfg["echo_guard_hangover_ms"])
         self.port = AudioPort(board, self.uplink, self.downlink)
+        # The jitter buffer's target adapts to the stream (voip.jitter): from what the speaker
+        # needs (one packet, plus how early its DMA may ask: 20 + 12 ms at 16 kHz) up to
+        # audio.jitter_ms.
         jitter_ms = audio_cfg["jitter_ms"]
         self.jitter_ms = jitter_ms
+        min_ms = _JITTER_MIN_MS + speaker_early_ms(profile["speaker"]["rate"])
+        max_ms = min(max(jitter_ms, min_ms + 10), 300)
         self.tx = bytearray(rtp.HEADER_SIZE + CALL_SAMPLES)
         self.tx_payload = memoryview(self.tx)[rtp.HEADER_SIZE :]
         self.tx_event = memoryview(self.tx)[: rtp.HEADER_SIZE + dtmf.EVENT_SIZE]
@@ -147,8 +181,8 @@ class MediaSession:
             frame_bytes=_JITTER_FRAME,
             frame_ms=10,
             slots=32,
-            min_ms=min(jitter_ms, 40),
-            max_ms=max(jitter_ms, 60) if jitter_ms <= 300 else 300,
+            min_ms=min_ms,
+            max_ms=max_ms,
         )
         self.sock = None
         self.running = False
@@ -188,7 +222,8 @@ class MediaSession:
         if media.telephone_event is not None:
             self.dtmf_tx = dtmf.DtmfSender(media.telephone_event)
         self.jitter.set_codec(jitter.SILENCE_PCMU if law == "PCMU" else jitter.SILENCE_PCMA,
-                              _fade_table(law), fade_frames=8)  # 80 ms of fade, as before
+                              _fade_table(law), fade_frames=8,  # 80 ms of fade, as before
+                              loud=_loud_table(law))
         self.split.set_stream(self.payload_type, self.event_pt, media.ptime)
         if self.calls:  # a session used before: nothing of the last call carries over
             self.dtmf_rx = dtmf.DtmfReceiver()
@@ -315,8 +350,9 @@ class MediaSession:
 
     def _next_playout(self):
         """Decode the next jitter-buffer frame into downlink.inp and run the downlink."""
-        self.jitter.get(self.play_first)
-        self.jitter.get(self.play_second)
+        now = time.ticks_ms()
+        self.jitter.get(self.play_first, now)
+        self.jitter.get(self.play_second, now)
         self.decode(self.play, self.downlink.inp)
         self.guard.far_frame(self.downlink.process())
 
@@ -406,6 +442,9 @@ class MediaSession:
             "underruns": j.underruns,
             "jitter_ms": j.jitter_ms,
             "buffer_ms": j.depth_ms,
+            "target_ms": j.target_ms,
+            "late_underruns": j.late_underruns,
+            "trimmed": j.trimmed,
             "digits_received": self.dtmf_rx.presses,
             "echo_guard_frames": self.guard.frames_attenuated,
             "mic_peak": self.uplink.peak,

@@ -30,3 +30,16 @@ def translate(buf, at: int, n: int, table):
     while i < n:
         d[at + i] = t[d[at + i]]
         i += 1
+
+
+@micropython.viper
+def count_marked(buf, at: int, n: int, table) -> int:
+    d = ptr8(buf)
+    t = ptr8(table)
+    count = 0
+    i = 0
+    while i < n:
+        if t[d[at + i]]:
+            count += 1
+        i += 1
+    return count

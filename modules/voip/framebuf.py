@@ -9,6 +9,7 @@
 
 try:
     from ._framebuf_viper import copy as _copy
+    from ._framebuf_viper import count_marked as _count_marked
     from ._framebuf_viper import fill as _fill
     from ._framebuf_viper import translate as _translate
 
@@ -26,6 +27,13 @@ except ImportError:  # CPython, or a MicroPython build without the native emitte
     def _translate(buf, at, n, table):
         for i in range(at, at + n):
             buf[i] = table[buf[i]]
+
+    def _count_marked(buf, at, n, table):
+        count = 0
+        for i in range(at, at + n):
+            if table[buf[i]]:
+                count += 1
+        return count
 
 
 def _check(buf, at, n):
@@ -52,3 +60,12 @@ def translate(buf, at, n, table):
     if len(table) != 256:
         raise ValueError("translation table must have 256 entries")
     _translate(buf, at, n, table)
+
+
+def count_marked(buf, at, n, table):
+    """How many of buf[at:at+n] have a non-zero entry in a 256-byte table (e.g. G.711 codes
+    louder than a level: voip.jitter's quiet test)."""
+    _check(buf, at, n)
+    if len(table) != 256:
+        raise ValueError("lookup table must have 256 entries")
+    return _count_marked(buf, at, n, table)

@@ -23,11 +23,21 @@
 # Concealment repeats the last frame once, then (given a fade table) repeats it fading,
 # then plays silence.
 #
-# The target depth follows the RFC 3550 §6.4.1 / A.8 interarrival jitter J (J += (|D| - J)/16,
-# kept times 16 in integers so nothing allocates): target = one frame + 3 J, clamped to
-# [min_ms, max_ms]. It takes effect when playout (re)starts, by waiting on missing frames
-# (case 3), and by dropping one frame when the ring has held more than target + 1 frames for
-# half a second.
+# The target depth adapts between min_ms and max_ms, starting at min_ms:
+#   - it follows the RFC 3550 §6.4.1 / A.8 interarrival jitter J (J += (|D| - J)/16, kept
+#     times 16 in integers so nothing allocates): one frame + 3 J, in ms; it rises at once;
+#   - an underrun that a late packet caused (the packet that ends it was due during the gap,
+#     by two frames or more: not a sender's pause) raises it by one frame: J, a smoothed
+#     mean, underrates rare spikes, and a buffer that ran dry once will again;
+#   - it comes down slowly: one frame per _SHRINK_TICKS ticks (2 s of 10 ms frames) while
+#     above what J asks for, so a spike does not leave the delay high, nor does a quiet
+#     moment right after one invite the next underrun.
+# It takes effect when playout (re)starts (once target ms are held, or, given get()'s clock,
+# once the first packet has waited target minus its own length: the margin the next packet
+# has to be late by), by waiting on missing frames (case 3), and by dropping one frame when
+# the ring has held more than target + 1 frames (rounded up) for half a second.
+# Given a `loud` table (g711_loud_table), only a quiet frame (or a missing one) is dropped:
+# latency left by a spike is shed in a pause, never by cutting 10 ms out of speech.
 from . import framebuf
 
 try:
@@ -54,6 +64,8 @@ SILENCE_PCMU = const(0xFF)
 SILENCE_PCMA = const(0xD5)
 
 _TRIM_TICKS = const(25)  # ticks above target + 1 before one frame is dropped (0.5 s at 20 ms)
+_SHRINK_TICKS = const(200)  # ticks per frame the target comes down by (2 s of 10 ms frames)
+_LATE_FRAMES = const(2)  # an underrun's packet due this many frames into the gap: it was late
 _MAX_D_MS = const(1000)  # |D| beyond this is a stream jump, not jitter
 _ARRIVAL_MASK = const(0x3FFFFFFF)  # ms clocks may wrap at 2**30 (MicroPython ticks_ms)
 _ARRIVAL_HALF = const(0x20000000)
@@ -80,6 +92,25 @@ def fade_table(decode, encode, percent):
     return bytes(out)
 
 
+def g711_loud_table(law, level=256):
+    """A 256-byte table: 1 for each G.711 code ("PCMU" or "PCMA") whose value is beyond
+    +-level, 0 for the others. A frame with no such code is quiet (level 256: -42 dBFS)."""
+    if law not in ("PCMU", "PCMA"):
+        raise ValueError("no G.711 law named %r" % (law,))
+    from . import g711
+
+    codes = bytearray(range(256))
+    pcm = bytearray(512)
+    (g711.ulaw_decode if law == "PCMU" else g711.alaw_decode)(codes, pcm)
+    table = bytearray(256)
+    for i in range(256):
+        value = pcm[2 * i] | (pcm[2 * i + 1] << 8)
+        if value >= 0x8000:
+            value -= 0x10000
+        table[i] = 1 if value > level or value < -level else 0
+    return bytes(table)
+
+
 def g711_fade_table(law, percent=60):
     """fade_table for "PCMU" or "PCMA" built with voip.g711."""
     if law not in ("PCMU", "PCMA"):
@@ -102,6 +133,7 @@ class JitterBuffer:
         max_ms=100,
         fade=None,
         fade_frames=4,
+        loud=None,
     ):
         if slots < 2 or slots & (slots - 1):
             raise ValueError("slots must be a power of two >= 2")
@@ -111,15 +143,18 @@ class JitterBuffer:
             raise ValueError("need frame_ms <= min_ms <= max_ms <= (slots - 1) * frame_ms")
         if fade is not None and len(fade) != 256:
             raise ValueError("fade table must have 256 entries")
+        if loud is not None and len(loud) != 256:
+            raise ValueError("loud table must have 256 entries")
         self.frame_bytes = frame_bytes
         self.frame_ms = frame_ms
         self.slots = slots
         self.silence = silence
         self._samples_per_ms = frame_bytes // frame_ms
-        self._min_frames = (min_ms + frame_ms - 1) // frame_ms
-        self._max_frames = max_ms // frame_ms
+        self._min_ms = min_ms
+        self._max_ms = max_ms
         self._fade = fade
         self._fade_frames = fade_frames if fade is not None else 0
+        self._loud = loud
         self._data = bytearray(slots * frame_bytes)
         # Invariant: _present[slot] is 1 only for slots within span of the head, so moving
         # the head (forward by _advance, back for an overtaken packet) never meets stale data.
@@ -127,15 +162,18 @@ class JitterBuffer:
         self._last = bytearray(frame_bytes)
         self.reset()
 
-    def set_codec(self, silence, fade=None, fade_frames=4):
+    def set_codec(self, silence, fade=None, fade_frames=4, loud=None):
         """Reuse the buffer for a new stream, perhaps of the other G.711 law: its silence
-        code and fade table (as in the constructor); then reset(). A phone keeps one buffer
-        for all its calls, so a call allocates no ring."""
+        code, fade and loud tables (as in the constructor); then reset(). A phone keeps one
+        buffer for all its calls, so a call allocates no ring."""
         if fade is not None and len(fade) != 256:
             raise ValueError("fade table must have 256 entries")
+        if loud is not None and len(loud) != 256:
+            raise ValueError("loud table must have 256 entries")
         self.silence = silence
         self._fade = fade
         self._fade_frames = fade_frames if fade is not None else 0
+        self._loud = loud
         self.reset()
 
     def reset(self):
@@ -156,7 +194,15 @@ class JitterBuffer:
         self._have_prev = False
         self._prev_arrival = 0
         self._prev_ts = 0
-        self._target = self._min_frames
+        self._target_ms = self._min_ms
+        self._target = 0  # the target in whole frames, rounded up (_set_target)
+        self._set_target(self._min_ms)
+        self._jitter_target_ms = self._min_ms  # what J alone asks for
+        self._shrink = 0  # ticks the target has been above that
+        self._first_ms = 0  # arrival of the first packet since (re)anchoring...
+        self._lead = 0  # ...and its frames
+        self._underran = False  # the head's timestamp below is where playout ran dry
+        self._dry_ts = 0
         for i in range(self.slots):
             self._present[i] = 0
         self.received = 0
@@ -170,6 +216,7 @@ class JitterBuffer:
         self.rejected = 0
         self.trimmed = 0
         self.resyncs = 0
+        self.late_underruns = 0  # underruns a late packet caused (each raised the target)
 
     @property
     def jitter(self):
@@ -182,7 +229,11 @@ class JitterBuffer:
 
     @property
     def target_ms(self):
-        return self._target * self.frame_ms
+        return self._target_ms
+
+    def _set_target(self, ms):
+        self._target_ms = ms
+        self._target = (ms + self.frame_ms - 1) // self.frame_ms
 
     @property
     def depth_ms(self):
@@ -227,13 +278,16 @@ class JitterBuffer:
                 d = -d
             if d <= _MAX_D_MS * self._samples_per_ms:
                 self._jitter16 += d - ((self._jitter16 + 8) >> 4)
-                # ceil((one frame + 3 J) / frame), in samples
-                target = (2 * self.frame_bytes - 1 + 3 * (self._jitter16 >> 4)) // self.frame_bytes
-                if target < self._min_frames:
-                    target = self._min_frames
-                elif target > self._max_frames:
-                    target = self._max_frames
-                self._target = target
+                # one frame + 3 J, in ms (rounded up)
+                spm = self._samples_per_ms
+                target = self.frame_ms + (3 * (self._jitter16 >> 4) + spm - 1) // spm
+                if target < self._min_ms:
+                    target = self._min_ms
+                elif target > self._max_ms:
+                    target = self._max_ms
+                self._jitter_target_ms = target
+                if target > self._target_ms:
+                    self._set_target(target)  # up at once; down slowly, in get()
         self._have_prev = True
         self._prev_arrival = arrival_ms
         self._prev_ts = ts
@@ -261,7 +315,11 @@ class JitterBuffer:
         continuous = seq == ((self._last_seq + 1) & 0xFFFF)
         self._last_seq = seq
         if not self._anchored:
+            if self._underran:
+                self._after_underrun(ts)
             self._anchor(ts)
+            self._first_ms = arrival_ms
+            self._lead = frames
         distance = (ts - self._head_ts) & 0xFFFF
         if distance >= 0x8000:
             distance -= 0x10000
@@ -276,6 +334,8 @@ class JitterBuffer:
                 return REJECTED
             self.resyncs += 1
             self._anchor(ts)
+            self._first_ms = arrival_ms
+            self._lead = frames
             index = 0
         self._far = False
         if index < 0 and not self._playing and self._span - index <= self.slots:
@@ -327,6 +387,42 @@ class JitterBuffer:
             self._update_jitter(ts, arrival_ms)
         return result
 
+    def _after_underrun(self, ts):
+        """The first packet after an underrun: if it was due well inside the gap (frames
+        concealed since), it was late, not the start of a new talkspurt: raise the target."""
+        self._underran = False
+        due = (ts - self._dry_ts) & 0xFFFF
+        if due >= 0x8000:
+            due -= 0x10000
+        if due // self.frame_bytes + _LATE_FRAMES <= self._gap:
+            self.late_underruns += 1
+            target = self._target_ms + self.frame_ms
+            self._set_target(target if target < self._max_ms else self._max_ms)
+            self._shrink = 0
+
+    def _settle_target(self):
+        """Once a tick: the target comes down one frame per _SHRINK_TICKS towards what J
+        asks for."""
+        floor = self._jitter_target_ms
+        if self._target_ms > floor:
+            self._shrink += 1
+            if self._shrink >= _SHRINK_TICKS:
+                self._shrink = 0
+                target = self._target_ms - self.frame_ms
+                self._set_target(target if target > floor else floor)
+        else:
+            self._shrink = 0
+
+    def _may_trim(self):
+        """The frame at the head may be dropped: missing, or (given a loud table) quiet."""
+        head = self._head
+        if not self._present[head]:
+            return True
+        if self._loud is None:
+            return True
+        at = head * self.frame_bytes
+        return framebuf.count_marked(self._data, at, self.frame_bytes, self._loud) == 0
+
     def _conceal(self, out):
         self._gap += 1
         if self._has_last and self._gap <= 1 + self._fade_frames:
@@ -338,16 +434,30 @@ class JitterBuffer:
         framebuf.fill(out, 0, self.frame_bytes, self.silence)
         return SILENCE
 
-    def get(self, out):
+    def get(self, out, now_ms=-1):
         """Fill out (frame_bytes long) with the next frame of playout; call once per frame
-        time. Returns AUDIO, CONCEALED or SILENCE."""
+        time. Returns AUDIO, CONCEALED or SILENCE.
+
+        now_ms (the clock of put()'s arrival_ms) lets playout start as soon as the first
+        packet has waited target - its own length: the margin a late next packet has. Without
+        it, playout starts once the target is buffered or target ticks have passed."""
         if len(out) != self.frame_bytes:
             raise ValueError("out must be %d bytes" % self.frame_bytes)
+        self._settle_target()
         if not self._playing:
             if self._count:
                 self._wait += 1
-                if self._span >= self._target or self._wait >= self._target:
+                if self._span >= self._target:
                     self._playing = True
+                elif now_ms < 0:
+                    if self._wait >= self._target:
+                        self._playing = True
+                else:
+                    waited = (now_ms - self._first_ms) & _ARRIVAL_MASK
+                    if waited < _ARRIVAL_HALF and (
+                        waited + self._lead * self.frame_ms >= self._target_ms
+                    ):
+                        self._playing = True
             if not self._playing:
                 return self._conceal(out)
         head = self._head
@@ -358,10 +468,11 @@ class JitterBuffer:
             self._gap = 0
             self.played += 1
             self._advance()
-            # Latency left over from a jitter spike that has passed: shed a frame.
+            # Latency left over from a jitter spike that has passed: shed a frame (a quiet
+            # one: it keeps counting until one comes).
             if self._span > self._target + 1:
                 self._excess += 1
-                if self._excess >= _TRIM_TICKS:
+                if self._excess >= _TRIM_TICKS and self._may_trim():
                     self._excess = 0
                     if self._present[self._head]:
                         self.trimmed += 1
@@ -373,6 +484,8 @@ class JitterBuffer:
             self.underruns += 1
             self._anchored = False
             self._playing = False
+            self._underran = True
+            self._dry_ts = self._head_ts
             return self._conceal(out)
         if self._span < self._target:
             return self._conceal(out)  # wait a tick: the buffer deepens by one frame

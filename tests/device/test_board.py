@@ -60,7 +60,7 @@ def test_the_sim_board_builds_its_hardware_from_the_profile():
     spk = b.open_speaker()
     assert (mic.id, mic.pins, mic.bits, mic.rate) == (0, (1, 2, 3), 32, 16000)
     assert (spk.id, spk.pins, spk.bits, spk.rate) == (1, (4, 5, 6), 16, 16000)
-    assert spk.capacity == 2048 // 2  # ibuf in 16-bit mono frames
+    assert spk.capacity == 1024 // 2  # ibuf in 16-bit mono frames: two 256-frame DMA buffers
     mic.deinit()
     spk.deinit()
     kind, led, active_low = b.led_driver()
