@@ -115,7 +115,8 @@ class SipTask:
         self.sock = net.udp_socket(local_ip, self.local_port)
         self.poller = select.poll()
         self.poller.register(self.sock, select.POLLIN)
-        self.ua = UserAgent(ua_cfg, answer_offer=self._answer_reoffer)
+        self.ua = UserAgent(ua_cfg, answer_offer=self._answer_reoffer,
+                            max_transactions=s["max_transactions"])
         self.running = True
         self.out_of_memory = 0  # MemoryErrors the loop recovered from
         self.too_big = 0  # datagrams over _RECEIVE_MAX, dropped
@@ -175,6 +176,9 @@ class SipTask:
             "last_registration": self.last_reg,
             "allowed": self.ua.allowed_hosts,
             "stats": dict(self.ua.stats),
+            "transactions": len(self.ua.layer),
+            "max_transactions": self.ua.layer.max_transactions,
+            "overload": self.ua.layer.stats["overload"],
             "out_of_memory": self.out_of_memory,
             "too_big": self.too_big,
         }
