@@ -53,13 +53,6 @@ _SCHEMA = {
         # what a flood of requests from an allowed address can take to +36 KB; the UA's
         # default of 32 let it take +146 KB (tests/device/test_sip_flood.py).
         "max_transactions": ("int", 8, (6, 32)),
-        # SIP transactions held at once (voip.sip.transaction). Each keeps its request and
-        # last response, 3-4.5 KB on the 64-bit unix port (less on a 32-bit ESP32), for up to
-        # 32 s after it ends; a full table recycles the oldest finished one. The phone's own
-        # use is a handful (REGISTER, a call's INVITE and BYE, the peer's requests): 8 bounds
-        # what a flood of requests from an allowed address can take to +36 KB; the UA's
-        # default of 32 let it take +146 KB (tests/device/test_sip_flood.py).
-        "max_transactions": ("int", 8, (6, 32)),
     },
     "call": {
         "target": ("uri", "", None),
