@@ -39,6 +39,7 @@
 # Given a `loud` table (g711_loud_table), only a quiet frame (or a missing one) is dropped:
 # latency left by a spike is shed in a pause, never by cutting 10 ms out of speech.
 from . import framebuf
+from .jitter_tables import fade_table, g711_fade_table, g711_loud_table  # noqa: F401
 
 try:
     from micropython import const
@@ -69,57 +70,6 @@ _LATE_FRAMES = const(2)  # an underrun's packet due this many frames into the ga
 _MAX_D_MS = const(1000)  # |D| beyond this is a stream jump, not jitter
 _ARRIVAL_MASK = const(0x3FFFFFFF)  # ms clocks may wrap at 2**30 (MicroPython ticks_ms)
 _ARRIVAL_HALF = const(0x20000000)
-
-
-def fade_table(decode, encode, percent):
-    """A 256-byte table mapping each G.711 code to the code of its value scaled by percent.
-
-    decode/encode are voip.g711's `ulaw_decode(data, pcm)`/`ulaw_encode(pcm, out)` (or the
-    A-law pair). Built once, at set-up: it allocates."""
-    codes = bytearray(range(256))
-    pcm = bytearray(512)
-    decode(codes, pcm)
-    for i in range(256):
-        value = pcm[2 * i] | (pcm[2 * i + 1] << 8)
-        if value >= 0x8000:
-            value -= 0x10000
-        value = value * percent // 100 if value >= 0 else -((-value) * percent // 100)
-        value &= 0xFFFF
-        pcm[2 * i] = value & 0xFF
-        pcm[2 * i + 1] = value >> 8
-    out = bytearray(256)
-    encode(pcm, out)
-    return bytes(out)
-
-
-def g711_loud_table(law, level=256):
-    """A 256-byte table: 1 for each G.711 code ("PCMU" or "PCMA") whose value is beyond
-    +-level, 0 for the others. A frame with no such code is quiet (level 256: -42 dBFS)."""
-    if law not in ("PCMU", "PCMA"):
-        raise ValueError("no G.711 law named %r" % (law,))
-    from . import g711
-
-    codes = bytearray(range(256))
-    pcm = bytearray(512)
-    (g711.ulaw_decode if law == "PCMU" else g711.alaw_decode)(codes, pcm)
-    table = bytearray(256)
-    for i in range(256):
-        value = pcm[2 * i] | (pcm[2 * i + 1] << 8)
-        if value >= 0x8000:
-            value -= 0x10000
-        table[i] = 1 if value > level or value < -level else 0
-    return bytes(table)
-
-
-def g711_fade_table(law, percent=60):
-    """fade_table for "PCMU" or "PCMA" built with voip.g711."""
-    if law not in ("PCMU", "PCMA"):
-        raise ValueError("no G.711 law named %r" % (law,))
-    from . import g711
-
-    if law == "PCMU":
-        return fade_table(g711.ulaw_decode, g711.ulaw_encode, percent)
-    return fade_table(g711.alaw_decode, g711.alaw_encode, percent)
 
 
 class JitterBuffer:
