@@ -6,22 +6,14 @@ import os
 import sys
 import wave
 
-import pytest
 from e2e import FakeAgent, encode, sweep
 from fake_realtime import FakeRealtimeServer
-from simdevice import require_micropython
 
 from sipmote.demo import SHIPPED_MIC
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SIPMOTE = os.path.join(os.path.dirname(sys.executable), "sipmote")
 BOUND_S = 90  # a bound on a hung demo, not a speed requirement
-
-
-@pytest.fixture
-def work(tmp_path):
-    require_micropython()
-    return str(tmp_path)
 
 
 async def run_demo(*args, env=None):

@@ -4,7 +4,6 @@
 import asyncio
 import os
 
-import pytest
 from e2e import (
     DEMO_WAV,
     at_rate,
@@ -14,27 +13,12 @@ from e2e import (
     pieces_in_order,
     read_wav,
     speech_segments,
+    until,
     write_wav,
 )
-from simdevice import require_micropython
 
 RATE = 8000
 PIECE = RATE // 5
-
-
-@pytest.fixture
-def work(tmp_path):
-    require_micropython()
-    return str(tmp_path)
-
-
-async def until(predicate, timeout, what):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
-        await asyncio.sleep(0.05)
 
 
 def speaker_8k(system):

@@ -17,9 +17,7 @@ import logging
 import os
 import tracemalloc
 
-import pytest
 from e2e import EchoNow, realtime_system
-from simdevice import require_micropython
 
 CALLS = 50
 WARM_UP = 8
@@ -30,12 +28,6 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 # tracemalloc's own snapshots
 NOT_RELAY = (os.path.join(ROOT, "host_tools", "sipmote", "sim.py"),
              os.path.join(ROOT, "tests", "*"), tracemalloc.__file__)
-
-
-@pytest.fixture
-def work(tmp_path):
-    require_micropython()
-    return str(tmp_path)
 
 
 async def one_call(system, fake, agent, side="device"):

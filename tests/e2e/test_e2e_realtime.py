@@ -22,18 +22,12 @@ from e2e import (
     realtime_system,
     speech_segments,
     sweep,
+    until,
     write_wav,
 )
-from simdevice import require_micropython
 
 RATE = 8000
 PIECE = RATE // 5  # 200 ms
-
-
-@pytest.fixture
-def work(tmp_path):
-    require_micropython()
-    return str(tmp_path)
 
 
 def first_sentence(work):
@@ -43,15 +37,6 @@ def first_sentence(work):
     path = os.path.join(work, "mic.wav")
     write_wav(path, x[: end + rate // 5], rate)
     return path, x[start:end]
-
-
-async def until(predicate, timeout, what):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
-        await asyncio.sleep(0.05)
 
 
 def test_microphone_reaches_the_server_and_the_answer_reaches_the_speaker(work):

@@ -285,3 +285,13 @@ def played_frames(ref, sig, base, frame, min_corr=0.9, tolerance=2):
             break
         count += 1
     return count
+
+
+async def until(predicate, timeout, what, poll=0.01):
+    """Wait for predicate() to hold, polling every `poll` s; fail naming `what` at `timeout`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("timed out after %s s waiting for %s" % (timeout, what))
+        await asyncio.sleep(poll)
