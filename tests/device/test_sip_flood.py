@@ -9,12 +9,11 @@
 # this test measures nothing.
 import asyncio
 import gc
-import socket
 
 from checks import raises
+from sip_task_peer import task_and_peer
 
 from phone import config
-from phone.sip_task import SipTask
 
 RUNTIMES = ("micropython",)
 MICROPYTHON_HEAPSIZE = "1M"
@@ -22,15 +21,6 @@ MICROPYTHON_HEAPSIZE = "1M"
 PHONE_PORT = 45180
 PEER_PORT = 45181
 FLOOD = 240
-
-
-class QuietPhone:
-    """What SipTask calls back on: the flood holds no call, so nothing but the LED."""
-
-    class led:
-        @staticmethod
-        def set(state):
-            raise AssertionError("the SIP task stopped: LED " + state)
 
 
 _KINDS = (
@@ -63,15 +53,8 @@ def live_heap():
 
 def flood(max_transactions, port_offset):
     phone_port, peer_port = PHONE_PORT + port_offset, PEER_PORT + port_offset
-    cfg = config.validate({"sip": {"user": "kitchen", "local_ip": "127.0.0.1",
-                                   "local_port": phone_port,
-                                   "max_transactions": max_transactions},
-                           "call": {"allowed_peers": ["127.0.0.1"]}})
-    task = SipTask(QuietPhone(), cfg, "127.0.0.1")
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(socket.getaddrinfo("127.0.0.1", peer_port)[0][-1])
-    peer.setblocking(False)
-    phone_addr = socket.getaddrinfo("127.0.0.1", phone_port)[0][-1]
+    task, peer, phone_addr = task_and_peer(phone_port, peer_port,
+                                           max_transactions=max_transactions)
     out = {"replies": 0, "wrong": 0, "peak": 0, "options_ok": False}
     answered = bytearray(FLOOD + 8)  # by request number: made before the heap is measured
 

@@ -2,10 +2,10 @@
 # as "out of memory", the collector runs and the task carries on, so the peer's retransmission
 # is answered (it used to be swallowed inside the UA and the request was lost for good).
 import asyncio
-import socket
 
-from phone import config, log
-from phone.sip_task import SipTask
+from sip_task_peer import task_and_peer
+
+from phone import log
 
 RUNTIMES = ("micropython",)
 MICROPYTHON_HEAPSIZE = "512K"
@@ -14,34 +14,12 @@ PHONE_PORT = 45160
 PEER_PORT = 45161
 
 
-class QuietPhone:
-    """What SipTask calls back on, for a phone that only answers OPTIONS."""
-
-    class led:
-        @staticmethod
-        def set(state):
-            raise AssertionError("the SIP task stopped: LED " + state)
-
-
 def options(branch, phone_port=PHONE_PORT, peer_port=PEER_PORT):
     return ("OPTIONS sip:kitchen@127.0.0.1:%d SIP/2.0\r\n"
             "Via: SIP/2.0/UDP 127.0.0.1:%d;branch=z9hG4bK%s\r\n"
             "Max-Forwards: 70\r\nFrom: <sip:peer@127.0.0.1>;tag=p1\r\n"
             "To: <sip:kitchen@127.0.0.1>\r\nCall-ID: oom-test\r\nCSeq: 1 OPTIONS\r\n"
             "Content-Length: 0\r\n\r\n" % (phone_port, peer_port, branch)).encode()
-
-
-def task_and_peer(offset=0):
-    """A SipTask on PHONE_PORT + offset and a non-blocking peer socket on PEER_PORT + offset;
-    returns (task, peer, the phone's address)."""
-    cfg = config.validate({"sip": {"user": "kitchen", "local_ip": "127.0.0.1",
-                                   "local_port": PHONE_PORT + offset},
-                           "call": {"allowed_peers": ["127.0.0.1"]}})
-    task = SipTask(QuietPhone(), cfg, "127.0.0.1")
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(socket.getaddrinfo("127.0.0.1", PEER_PORT + offset)[0][-1])
-    peer.setblocking(False)
-    return task, peer, socket.getaddrinfo("127.0.0.1", PHONE_PORT + offset)[0][-1]
 
 
 def run_task_during(task, peer, peer_side):
@@ -62,7 +40,7 @@ def run_task_during(task, peer, peer_side):
 
 
 def test_out_of_memory_is_logged_collected_and_the_retransmission_answered():
-    task, peer, phone_addr = task_and_peer()
+    task, peer, phone_addr = task_and_peer(PHONE_PORT, PEER_PORT)
     real_receive = task.ua.receive
     calls = []
 
@@ -99,7 +77,7 @@ def test_out_of_memory_is_logged_collected_and_the_retransmission_answered():
 def test_a_datagram_over_the_receive_size_is_dropped_and_the_next_answered():
     # recvfrom() allocates its whole size for every datagram: the task takes 2 KB, not the
     # parser's 16 KB limit, and drops anything bigger (it arrives truncated) with a count.
-    task, peer, phone_addr = task_and_peer(2)
+    task, peer, phone_addr = task_and_peer(PHONE_PORT + 2, PEER_PORT + 2)
     small = options("small", PHONE_PORT + 2, PEER_PORT + 2)
     big = small.replace(b"Content-Length: 0\r\n", b"X-Padding: " + b"x" * 5000 + b"\r\n"
                         b"Content-Length: 0\r\n").replace(b"branch=z9hG4bKsmall",
